@@ -39,3 +39,7 @@ class OutcomeUnknownError(ScribeError):
 
 class ConfigError(ScribeError):
     """A configuration file is invalid; the message names the file and key."""
+
+
+class KeyNotFoundError(ScribeError, KeyError):
+    """The key (or the version asked for) does not exist in the ledger."""
