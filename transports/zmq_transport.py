@@ -1,0 +1,218 @@
+"""ZeroMQ transports: "tcp" and "ipc" (ROUTER/DEALER, pyzmq with asyncio).
+
+Each node binds one ROUTER socket and connects one DEALER per peer. A DEALER
+carries a routing identity derived from its node id; the ROUTER prefixes every
+incoming message with the identity of the connection it came from, and
+`node_id_from_identity` turns it back into the sender id. That function is the
+only place the sender id is derived (CurveZMQ will later bind identity to key).
+
+Frames only ever flow DEALER -> ROUTER: a reply travels over the replier's own
+DEALER, so each direction of a link is one independent ZeroMQ pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Mapping
+
+import zmq
+import zmq.asyncio
+
+from transports.base import FrameLike, PeerAddress, Transport
+from transports.errors import (
+    TransportBindError,
+    TransportClosedError,
+    TransportConfigError,
+)
+from transports.faults import FaultFilter
+from transports.limits import TransportLimits
+from transports.naming import ipc_socket_path
+
+# Identities starting with a zero byte are reserved by ZeroMQ; ours start with "N".
+_IDENTITY = struct.Struct(">cI")
+_IDENTITY_TAG = b"N"
+
+# Frames at least this large are handed to ZeroMQ without a copy.
+_ZERO_COPY_BYTES_MIN = 64 * 1024
+
+
+def identity_for(node_id: int) -> bytes:
+    """The routing identity a node's DEALER sockets present to their peers."""
+    return _IDENTITY.pack(_IDENTITY_TAG, node_id)
+
+
+def node_id_from_identity(identity: bytes) -> int | None:
+    """The sender id carried by a routing identity, or None when it is not one of ours."""
+    if len(identity) != _IDENTITY.size:
+        return None
+    tag, node_id = _IDENTITY.unpack(identity)
+    if tag != _IDENTITY_TAG or node_id <= 0:
+        return None
+    return node_id
+
+
+def _tcp_endpoint(host: str, port: int) -> tuple[str, bool]:
+    """A tcp:// endpoint for a host (IP literal or name) and whether it is IPv6."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        # libzmq binds to interface names or IP literals only: resolve names here.
+        try:
+            ip = ipaddress.ip_address(
+                socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
+            )
+        except (OSError, IndexError) as exc:
+            raise TransportConfigError(f"cannot resolve raft host {host!r}: {exc}") from exc
+    if ip.version == 6:
+        return f"tcp://[{ip}]:{port}", True
+    return f"tcp://{ip}:{port}", False
+
+
+class ZmqTransport(Transport):
+    def __init__(
+        self,
+        kind: str,
+        node_id: int,
+        peers: Mapping[int, PeerAddress],
+        *,
+        run_dir: str,
+        limits: TransportLimits,
+        faults: FaultFilter | None = None,
+    ) -> None:
+        super().__init__(node_id, peers, limits, faults)
+        if kind not in ("tcp", "ipc"):
+            raise TransportConfigError(f"ZmqTransport kind must be 'tcp' or 'ipc', got {kind!r}")
+        self.kind = kind
+        self._run_dir = os.fspath(run_dir)
+        # Endpoints are computed now, so a bad address fails at construction.
+        self._bind_endpoint, self._bind_ipv6 = self._endpoint(node_id)
+        self._peer_endpoints = {p: self._endpoint(p) for p in self.peers}
+        self._ipc_path = ipc_socket_path(self._run_dir, node_id) if kind == "ipc" else None
+        self._context: zmq.asyncio.Context | None = None
+        self._router: zmq.asyncio.Socket | None = None
+        self._dealers: dict[int, zmq.Socket] = {}
+        self._pending_recv: asyncio.Future | None = None
+        self._bound = False
+
+    def _endpoint(self, node_id: int) -> tuple[str, bool]:
+        if self.kind == "ipc":
+            return "ipc://" + ipc_socket_path(self._run_dir, node_id), False
+        address = self.own_address if node_id == self.node_id else self.peers[node_id]
+        if address is None:
+            raise TransportConfigError(
+                f"tcp transport of node {node_id}: the peer table has no address for this node"
+            )
+        return _tcp_endpoint(address.host, address.raft_port)
+
+    async def start(self) -> None:
+        self._check_startable()
+        limits = self.limits
+        context = zmq.asyncio.Context(io_threads=1)
+        self._context = context
+        try:
+            router = context.socket(zmq.ROUTER)
+            self._router = router
+            router.setsockopt(zmq.LINGER, 0)
+            router.setsockopt(zmq.RCVHWM, limits.recv_queue_frames_max)
+            # A restarted peer reconnects with the same identity: it takes over the route.
+            router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            # A peer sending an oversize message is disconnected instead of buffered.
+            router.setsockopt(zmq.MAXMSGSIZE, limits.frame_bytes_max)
+            router.setsockopt(zmq.IPV6, 1 if self._bind_ipv6 else 0)
+            self._set_heartbeats(router)
+            try:
+                router.bind(self._bind_endpoint)
+                self._bound = True
+            except zmq.ZMQError as exc:
+                raise TransportBindError(
+                    f"node {self.node_id}: cannot bind {self._bind_endpoint}: {exc}"
+                ) from exc
+            for peer_id, (endpoint, ipv6) in self._peer_endpoints.items():
+                # Plain (synchronous) sockets: send() uses NOBLOCK and never awaits.
+                dealer = context.socket(zmq.DEALER, socket_class=zmq.Socket)
+                self._dealers[peer_id] = dealer
+                dealer.setsockopt(zmq.ROUTING_ID, identity_for(self.node_id))
+                dealer.setsockopt(zmq.LINGER, 0)
+                dealer.setsockopt(zmq.SNDHWM, limits.send_queue_frames_max)
+                # Queue only on completed connections: frames to a down peer are refused
+                # at once (EAGAIN -> False) instead of piling up.
+                dealer.setsockopt(zmq.IMMEDIATE, 1)
+                dealer.setsockopt(zmq.RECONNECT_IVL, limits.reconnect_interval_ms)
+                dealer.setsockopt(zmq.RECONNECT_IVL_MAX, limits.reconnect_interval_ms)
+                dealer.setsockopt(zmq.IPV6, 1 if ipv6 else 0)
+                self._set_heartbeats(dealer)
+                dealer.connect(endpoint)
+        except BaseException:
+            self._release()
+            raise
+        self._started = True
+
+    def _set_heartbeats(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.HEARTBEAT_IVL, self.limits.heartbeat_interval_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.limits.heartbeat_timeout_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, self.limits.heartbeat_timeout_ms)
+
+    def _send_frame(self, to_id: int, frame: FrameLike, size: int) -> bool:
+        try:
+            self._dealers[to_id].send(frame, zmq.NOBLOCK, copy=size < _ZERO_COPY_BYTES_MIN)
+        except zmq.Again:
+            return False
+        return True
+
+    async def _recv_frame(self) -> tuple[int, bytes]:
+        while True:
+            router = self._router
+            if self._closed or router is None:
+                raise TransportClosedError(
+                    f"{self.kind} transport of node {self.node_id} is closed"
+                )
+            future = router.recv_multipart()
+            self._pending_recv = future
+            try:
+                parts = await future
+            except (asyncio.CancelledError, zmq.ZMQError) as exc:
+                if self._closed:
+                    raise TransportClosedError(
+                        f"{self.kind} transport of node {self.node_id} closed while receiving"
+                    ) from exc
+                raise
+            finally:
+                self._pending_recv = None
+            if len(parts) != 2:
+                self.stats.dropped_malformed += 1
+                continue
+            from_id = node_id_from_identity(parts[0])
+            if from_id is None or from_id not in self.peers:
+                self.stats.dropped_malformed += 1
+                continue
+            return from_id, parts[1]
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        pending = self._pending_recv
+        if pending is not None and not pending.done():
+            pending.cancel()
+        self._release()
+
+    def _release(self) -> None:
+        for dealer in self._dealers.values():
+            dealer.close(linger=0)
+        self._dealers.clear()
+        if self._router is not None:
+            self._router.close(linger=0)
+            self._router = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+        # libzmq leaves the ipc socket file behind on close; remove what we bound.
+        if self._ipc_path is not None and self._bound:
+            self._bound = False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._ipc_path)
