@@ -32,13 +32,15 @@ of n leaves:
     MerkleTree(leaves)    n - 1 hashes (only interior nodes; leaves are given)
     interior-node RAM     ~ 32 * n / 2**(k-1) bytes
 
-Measured with `tools/bench_merkle.py` on the shared 2-core development box
-(Python 3.11, OpenSSL SHA-256; one raw SHA-256 call of 65 bytes costs about
-0.45 µs there, so building is bounded by the n - 1 hashes themselves):
+Measured with `tools/bench_merkle.py` on the shared, busy 2-core development box
+(Python 3.11, OpenSSL SHA-256 with SHA-NI; one raw SHA-256 call on 65 bytes costs
+0.44-0.50 µs there, and building costs one such call plus ~0.4 µs of Python per node):
 
-    1,000,000 leaves: build 0.62 s; append 10,000 leaves 0.3 ms (+ 4.7 ms
-    of batched hashing at the next root); inclusion_proof median 46 µs;
-    consistency_proof median 50 µs; root(n) median 22 µs;
+    1,000,000 leaves: build from leaf hashes 0.87-1.2 s (bound by its 999,999 hashes);
+    10,000 appends 1.9-4.9 ms (0.19 µs per append()), extend() of 10,000 0.8 ms,
+    plus 7 ms of batched hashing at the next root(); inclusion_proof median 105 µs;
+    consistency_proof median 107 µs; root(n) median 39 µs (random n);
+    verify_inclusion_path 16 µs, verify_consistency 17 µs;
     interior-node cache 1.0 MB (3.1 % of the 32 MB of leaf hashes).
 
 `MerkleTree` is not thread-safe: the ledger serialises access to it.
