@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from crc32c import crc32c
 from sortedcontainers import SortedList
 
 from scribe.errors import ClosedError, CorruptionError, ScribeError
@@ -30,7 +31,8 @@ from scribe.records import OP_CLEAR, OP_DELETE, OP_PUT, Record, Version
 
 from .format import (
     FLAG_COMMIT,
-    LEAF_DATA_OFFSET,
+    FRAME_HEAD,
+    LEAF_HASH_INPUT_OFFSET,
     PAYLOAD_HEAD,
     PAYLOAD_HEAD_BYTES,
     U32,
@@ -38,6 +40,9 @@ from .format import (
 )
 
 _SCAN_CHUNK = 1024
+_payload_head_pack = PAYLOAD_HEAD.pack
+_u32_pack = U32.pack
+_frame_head_pack = FRAME_HEAD.pack
 _sha256 = hashlib.sha256
 _time_ns = time.time_ns
 
@@ -56,7 +61,9 @@ def decode_payload(payload: bytes | memoryview, where: str = "", offset: int | N
     """payload -> (prev_seq or None, Record). Raises CorruptionError on an impossible record."""
     if len(payload) < PAYLOAD_HEAD_BYTES + 4:
         raise CorruptionError("record payload too short", where, offset)
-    flags, prev1, seq, ts_ms, op, klen = PAYLOAD_HEAD.unpack_from(payload, 0)
+    prev1, flags, zero, seq, ts_ms, op, klen = PAYLOAD_HEAD.unpack_from(payload, 0)
+    if zero:
+        raise CorruptionError("record leaf prefix byte is not zero", where, offset)
     kend = PAYLOAD_HEAD_BYTES + klen
     if kend + 4 > len(payload):
         raise CorruptionError("record key length runs past the record", where, offset)
@@ -98,6 +105,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def _store(self, frames: list[bytes], keys: list[bytes], ops: bytes) -> None:
         """Append one atomic group of frames (consecutive seqs starting at self._next_seq)."""
+
+    def _store_parts(self, parts: list[bytes], keys: list[bytes], ops: bytes) -> None:
+        """Like _store, with each frame given as two parts: its head and its payload."""
+        self._store([parts[i] + parts[i + 1] for i in range(0, len(parts), 2)], keys, ops)
 
     @abc.abstractmethod
     def _read_payload(self, seq: int) -> bytes:
@@ -141,25 +152,22 @@ class Engine(abc.ABC):
         return ts
 
     def _cache_put(self, key: bytes, value: bytes) -> None:
-        cache = self._cache
-        old = cache.pop(key, None)
-        if old is not None:
-            self._cache_bytes -= len(old)
         if len(value) <= self._cache_entry_max:
-            cache[key] = value
+            self._cache[key] = value
             self._cache_bytes += len(value)
             if self._cache_bytes > self._cache_bytes_max:
                 self._evict()
 
     def _evict(self) -> None:
-        # Evict the oldest eighth in one go: popping one at a time from the front of a dict is quadratic.
+        # _cache_bytes over-counts (overwrites and deletes are not subtracted, to keep the write path
+        # cheap), so first count exactly; then drop the oldest entries in bulk: popping one at a time
+        # from the front of a dict is quadratic.
         cache = self._cache
-        n = max(1, len(cache) // 8)
-        for k in list(itertools.islice(iter(cache), n)):
-            self._cache_bytes -= len(cache.pop(k))
+        self._cache_bytes = sum(map(len, cache.values()))
         while self._cache_bytes > self._cache_bytes_max and cache:
-            k = next(iter(cache))
-            self._cache_bytes -= len(cache.pop(k))
+            n = max(1, len(cache) // 8)
+            for k in list(itertools.islice(iter(cache), n)):
+                self._cache_bytes -= len(cache.pop(k))
 
     def put(self, key: bytes, value: bytes) -> int:
         with self._lock:
@@ -178,7 +186,13 @@ class Engine(abc.ABC):
             self._store([frame], [key], b"\x01")
             self._next_seq = seq + 1
             self._latest[key] = seq
-            self._cache_put(key, value)
+            if len(value) <= self._cache_entry_max:
+                self._cache[key] = value
+                self._cache_bytes += len(value)
+                if self._cache_bytes > self._cache_bytes_max:
+                    self._evict()
+            else:
+                self._cache.pop(key, None)
             return seq
 
     def apply(self, ops: list[tuple[int, bytes, bytes]]) -> int:
@@ -188,46 +202,71 @@ class Engine(abc.ABC):
             if not ops:
                 return self._next_seq - 1
             ts = self._timestamp()
+            seq0 = self._next_seq
             latest = self._latest
-            seq = self._next_seq
+            latest_get = latest.get
+            new: dict[bytes, int] = {}  # key -> its newest seq within this group (~seq: delete)
+            new_get = new.get
             frames = []
-            undo: dict[bytes, int | None] = {}
+            keys = []
+            head_pack = _payload_head_pack
+            u32_pack = _u32_pack
+            frame_pack = _frame_head_pack
             last = len(ops) - 1
             for i, (op, key, value) in enumerate(ops):
-                if key not in undo:
-                    undo[key] = latest.get(key)
-                prev = latest.get(key)
-                prev1 = 0 if prev is None else (prev if prev >= 0 else ~prev) + 1
-                flags = FLAG_COMMIT if i == last else 0
-                frames.append(encode_frame(flags, prev1, seq + i, ts, op, key, value))
-                latest[key] = seq + i if op == OP_PUT else ~(seq + i)
-            try:
-                self._store(frames, [k for _, k, _ in ops], bytes(op for op, _, _ in ops))
-            except BaseException:
-                for key, old in undo.items():
-                    if old is None:
-                        del latest[key]
-                    else:
-                        latest[key] = old
-                raise
-            self._next_seq = seq + len(ops)
+                s = seq0 + i
+                prev = new_get(key)
+                if prev is None:
+                    prev = latest_get(key)
+                payload = (
+                    head_pack(
+                        0 if prev is None else (prev if prev >= 0 else ~prev) + 1,
+                        FLAG_COMMIT if i == last else 0,
+                        0,
+                        s,
+                        ts,
+                        op,
+                        len(key),
+                    )
+                    + key
+                    + u32_pack(len(value))
+                    + value
+                )
+                frames.append(frame_pack(len(payload), crc32c(payload)))
+                frames.append(payload)
+                keys.append(key)
+                new[key] = s if op == OP_PUT else ~s
+            # Store first: if it fails (disk full, I/O error), the index is untouched.
+            self._store_parts(frames, keys, bytes([op for op, _, _ in ops]))
+            self._next_seq = seq0 + len(ops)
             clear_seq = self._clear_seq
-            for key, old in undo.items():
+            live = self._live
+            unsorted = self._unsorted
+            for key, s in new.items():
+                old = latest_get(key)
                 if old is None:
-                    self._unsorted.append(key)
-                was_live = old is not None and old > clear_seq
-                now = latest[key]
-                if now >= 0:
-                    self._live += not was_live
+                    unsorted.append(key)
+                    was_live = False
                 else:
-                    self._live -= was_live
+                    was_live = old > clear_seq
+                if s >= 0:
+                    live += not was_live
+                else:
+                    live -= was_live
+            latest.update(new)
+            self._live = live
+            cache = self._cache
+            entry_max = self._cache_entry_max
+            added = 0
             for op, key, value in ops:
-                if op == OP_PUT:
-                    self._cache_put(key, value)
+                if op == OP_PUT and len(value) <= entry_max:
+                    cache[key] = value
+                    added += len(value)
                 else:
-                    old = self._cache.pop(key, None)
-                    if old is not None:
-                        self._cache_bytes -= len(old)
+                    cache.pop(key, None)
+            self._cache_bytes += added
+            if self._cache_bytes > self._cache_bytes_max:
+                self._evict()
             return self._next_seq - 1
 
     def delete(self, key: bytes) -> int:
@@ -417,7 +456,7 @@ def _prefix_successor(prefix: bytes) -> bytes | None:
 
 
 def leaf_hash_of_payload(payload) -> bytes:
-    return _sha256(b"\x00" + payload[LEAF_DATA_OFFSET:]).digest()
+    return _sha256(memoryview(payload)[LEAF_HASH_INPUT_OFFSET:]).digest()
 
 
 HASH_BYTES = 32

@@ -4,7 +4,10 @@ A segment file is a header followed by frames, one frame per ledger record:
 
     segment header  = b"SCRIBSEG" || u32be(format version) || u32be(crc32c of the 12 bytes before)
     frame           = u32be(len(payload)) || u32be(crc32c(payload)) || payload
-    payload         = u8(flags) || u64be(prev_seq + 1, 0 = none) || leaf_data (DESIGN §2)
+    payload         = u64be(prev_seq + 1, 0 = none) || u8(flags) || u8(0) || leaf_data (DESIGN §2)
+
+The zero byte right before leaf_data is the RFC 9162 leaf prefix: the leaf hash is SHA-256 of one
+contiguous slice of the payload, payload[9:], with no copy.
 
 `flags` bit 0 (COMMIT) marks the last record of an atomic group (a single put, or a whole batch): recovery
 keeps a group only when its COMMIT frame is intact, so a batch is all-or-nothing across crashes.
@@ -28,15 +31,16 @@ FLAGS_KNOWN = FLAG_COMMIT
 
 FRAME_HEAD = struct.Struct(">II")  # payload length, crc32c(payload)
 FRAME_HEAD_BYTES = FRAME_HEAD.size  # 8
-# flags, prev_seq + 1, seq, ts_ms, op, len(key): the payload up to the key
-PAYLOAD_HEAD = struct.Struct(">BQQQBI")
-PAYLOAD_HEAD_BYTES = PAYLOAD_HEAD.size  # 30
-LEAF_DATA_OFFSET = 9  # leaf_data starts after flags and prev in the payload
+# prev_seq + 1, flags, zero, seq, ts_ms, op, len(key): the payload up to the key
+PAYLOAD_HEAD = struct.Struct(">QBBQQBI")
+PAYLOAD_HEAD_BYTES = PAYLOAD_HEAD.size  # 31
+LEAF_DATA_OFFSET = 10  # leaf_data starts after prev, flags and the zero byte
+LEAF_HASH_INPUT_OFFSET = LEAF_DATA_OFFSET - 1  # 0x00 || leaf_data
 U32 = struct.Struct(">I")
 PAYLOAD_BYTES_MIN = PAYLOAD_HEAD_BYTES + 4
 # The seq field sits at this distance from the frame start; recovery searches for it to tell a torn tail
 # from a corrupt record in the middle.
-SEQ_OFFSET_IN_FRAME = FRAME_HEAD_BYTES + 9
+SEQ_OFFSET_IN_FRAME = FRAME_HEAD_BYTES + LEAF_DATA_OFFSET
 
 _frame_head_pack = FRAME_HEAD.pack
 _payload_head_pack = PAYLOAD_HEAD.pack
@@ -69,12 +73,10 @@ def segment_name(base_seq: int) -> str:
 def encode_frame(
     flags: int, prev1: int, seq: int, ts_ms: int, op: int, key: bytes, value: bytes
 ) -> bytes:
-    payload = b"".join(
-        (
-            _payload_head_pack(flags, prev1, seq, ts_ms, op, len(key)),
-            key,
-            _u32_pack(len(value)),
-            value,
-        )
+    payload = (
+        _payload_head_pack(prev1, flags, 0, seq, ts_ms, op, len(key))
+        + key
+        + _u32_pack(len(value))
+        + value
     )
     return _frame_head_pack(len(payload), crc32c(payload)) + payload

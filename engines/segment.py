@@ -38,13 +38,13 @@ from scribe.limits import (
 from scribe.records import OP_CLEAR, OP_PUT, OPS
 
 from . import fileio
-from .base import Engine
+from .base import Engine, leaf_hash_of_payload
 from .format import (
     FLAG_COMMIT,
     FLAGS_KNOWN,
     FRAME_HEAD,
     FRAME_HEAD_BYTES,
-    LEAF_DATA_OFFSET,
+    LEAF_HASH_INPUT_OFFSET,
     PAYLOAD_BYTES_MIN,
     PAYLOAD_HEAD,
     PAYLOAD_HEAD_BYTES,
@@ -67,8 +67,8 @@ HASH_BYTES = 32
 _U64 = struct.Struct(">Q")
 _frame_head_unpack = FRAME_HEAD.unpack_from
 _sha256 = hashlib.sha256
-# Where leaf_data starts, counted from the frame start.
-_LEAF_IN_FRAME = FRAME_HEAD_BYTES + LEAF_DATA_OFFSET
+# Where 0x00 || leaf_data (the leaf hash input) starts, counted from the frame start.
+_HASH_IN_FRAME = FRAME_HEAD_BYTES + LEAF_HASH_INPUT_OFFSET
 _FOLLOW_SEARCH_HITS_MAX = 10_000
 
 
@@ -269,14 +269,14 @@ class SegmentEngine(Engine):
                 elif crc32c(mv[off + FRAME_HEAD_BYTES : end]) != crc:
                     bad = "record checksum mismatch"
             if bad is None:
-                flags, prev1, rseq, _ts, op, klen = PAYLOAD_HEAD.unpack_from(
+                prev1, flags, zero, rseq, _ts, op, klen = PAYLOAD_HEAD.unpack_from(
                     data, off + FRAME_HEAD_BYTES
                 )
                 kstart = off + FRAME_HEAD_BYTES + PAYLOAD_HEAD_BYTES
                 impossible = None
                 if rseq != seq:
                     impossible = f"record holds seq {rseq} where seq {seq} belongs"
-                elif op not in OPS or flags & ~FLAGS_KNOWN:
+                elif op not in OPS or flags & ~FLAGS_KNOWN or zero:
                     impossible = f"record has unknown op {op} or flags {flags}"
                 elif (
                     kstart + klen + 4 > end
@@ -324,7 +324,7 @@ class SegmentEngine(Engine):
         self._unsorted = list(self._latest)
         if self._positions:
             last = self._read_payload(len(self._positions) - 1)
-            self._last_ts_ms = PAYLOAD_HEAD.unpack_from(last, 0)[3]
+            self._last_ts_ms = PAYLOAD_HEAD.unpack_from(last, 0)[4]
 
     def _open_hashes(self) -> None:
         path = os.path.join(self._dir, HASHES_FILE)
@@ -335,9 +335,7 @@ class SegmentEngine(Engine):
             fileio.truncate(path, keep * HASH_BYTES)
         self._leaf_hashes = bytearray(data[: keep * HASH_BYTES])
         for seq in range(keep, n):
-            self._leaf_hashes += _sha256(
-                b"\x00" + self._read_payload(seq)[LEAF_DATA_OFFSET:]
-            ).digest()
+            self._leaf_hashes += leaf_hash_of_payload(self._read_payload(seq))
         self._hashes_written = keep * HASH_BYTES
         self._hash_fd = fileio.open_append(path)
         if not data:
@@ -401,24 +399,37 @@ class SegmentEngine(Engine):
         if len(self._wbuf) > WRITE_BUFFER_BYTES_MAX:
             self._spill()
 
+    def _store_parts(self, parts, keys, ops) -> None:
+        if self._written + len(self._wbuf) >= self._segment_bytes and self._act_keys:
+            self._roll()
+        off = self._written + len(self._wbuf)
+        bits = self._active_bits
+        append = self._positions.append
+        for i in range(1, len(parts), 2):
+            append(bits | off)
+            off += 8 + len(parts[i])
+        self._wbuf += b"".join(parts)
+        self._act_keys += keys
+        self._act_ops += ops
+        if len(self._wbuf) > WRITE_BUFFER_BYTES_MAX:
+            self._spill()
+
     def _hash_pending(self) -> None:
         hashed = len(self._leaf_hashes) // HASH_BYTES
         n = len(self._positions)
         if hashed >= n:
             return
         # Every unhashed record is still in the write buffer: _spill hashes before it writes.
-        base = self._written
-        positions = self._positions
+        rel = (self._positions[hashed] & OFFSET_MASK) - self._written
         out = []
+        unpack = U32.unpack_from
         with memoryview(self._wbuf) as mv:
-            for seq in range(hashed, n):
-                rel = (positions[seq] & OFFSET_MASK) - base
-                (plen,) = U32.unpack_from(mv, rel)
-                out.append(
-                    _sha256(
-                        b"\x00" + mv[rel + _LEAF_IN_FRAME : rel + FRAME_HEAD_BYTES + plen]
-                    ).digest()
-                )
+            # The frames of consecutive seqs are contiguous in the buffer: walk them in order.
+            for _ in range(n - hashed):
+                (plen,) = unpack(mv, rel)
+                end = rel + FRAME_HEAD_BYTES + plen
+                out.append(_sha256(mv[rel + _HASH_IN_FRAME : end]).digest())
+                rel = end
         self._leaf_hashes += b"".join(out)
 
     def _spill(self) -> None:

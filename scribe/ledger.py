@@ -142,26 +142,30 @@ class Ledger:
         """
         if isinstance(ops, str | bytes | dict):
             raise InvalidArgumentError("apply_batch takes a list of (key, value) pairs")
-        prepared = []
-        limit = self._max_value_bytes
         try:
             items = list(ops)
         except TypeError:
             raise InvalidArgumentError("apply_batch takes a list of (key, value) pairs") from None
+        prepared = []
+        append = prepared.append
+        limit = self._max_value_bytes
         for i, item in enumerate(items):
-            if not isinstance(item, tuple | list) or len(item) != 2:
-                raise InvalidArgumentError(f"batch item {i} is not a (key, value) pair")
-            key, value = item
-            k = _key(key)
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(f"batch item {i} is not a (key, value) pair") from None
+            k = key if key.__class__ is bytes else _coerce(key, "key")
+            if not k or len(k) > KEY_BYTES_MAX:
+                _key(k)  # raises the precise error
             if value is None:
-                prepared.append((OP_DELETE, k, b""))
+                append((OP_DELETE, k, b""))
                 continue
             v = value if value.__class__ is bytes else _coerce(value, "value")
             if len(v) > limit:
                 raise InvalidArgumentError(
                     f"batch item {i}: value is {len(v)} bytes, over the limit of {limit}"
                 )
-            prepared.append((OP_PUT, k, v))
+            append((OP_PUT, k, v))
         seq = self._engine.apply(prepared)
         if self._sync_each_write and prepared:
             self._engine.sync()
