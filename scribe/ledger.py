@@ -11,9 +11,7 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from engines.base import CLOSED, Engine
-from engines.segment import SegmentEngine
-
+# engines imports scribe.errors, so the ledger imports engines lazily (in __init__) to stay acyclic.
 from .errors import ClosedError, InvalidArgumentError, KeyNotFoundError
 from .limits import (
     CACHE_BYTES_DEFAULT,
@@ -69,7 +67,7 @@ class Ledger:
         max_cache_size: int = CACHE_BYTES_DEFAULT,
         flush_every_ms: int = FLUSH_EVERY_MS_DEFAULT,
         max_value_bytes: int = VALUE_BYTES_MAX_DEFAULT,
-        _engine: Engine | None = None,
+        _engine: Any = None,
     ):
         for name, val in (
             ("segment_size", segment_size),
@@ -82,6 +80,8 @@ class Ledger:
         self._path = str(path)
         self._max_value_bytes = max_value_bytes
         self._temp = False
+        from engines.segment import SegmentEngine
+
         try:
             self._engine = _engine or SegmentEngine(
                 self._path, segment_bytes=segment_size, cache_bytes_max=max_cache_size
@@ -313,6 +313,8 @@ class Ledger:
         try:
             self._engine.close()
         finally:
+            from engines.base import CLOSED
+
             self._cache = CLOSED  # type: ignore[assignment]
             _open_ledgers.discard(self)
             if self._temp:
@@ -334,7 +336,7 @@ class Ledger:
 SimpleScribeLedger = Ledger
 
 
-def _flush_loop(engine: Engine, stop: threading.Event, every_s: float) -> None:
+def _flush_loop(engine: Any, stop: threading.Event, every_s: float) -> None:
     synced = engine.next_seq
     while not stop.wait(every_s):
         if engine.closed:
