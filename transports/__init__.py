@@ -19,6 +19,7 @@ from transports.factory import KINDS, create
 from transports.faults import FaultFilter
 from transports.limits import DEFAULT_LIMITS, TransportLimits
 from transports.memory import MemoryHub
+from transports.shm_transport import cleanup as shm_cleanup
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -35,4 +36,5 @@ __all__ = [
     "TransportStateError",
     "TransportStats",
     "create",
+    "shm_cleanup",
 ]
