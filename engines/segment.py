@@ -139,7 +139,8 @@ class SegmentEngine(Engine):
                 head = fileio.pread(fd, SEGMENT_HEADER_BYTES + 1, 0)
             finally:
                 fileio.close(fd)
-            if len(head) <= SEGMENT_HEADER_BYTES and check_segment_header(head) and not any(head):
+            if len(head) <= SEGMENT_HEADER_BYTES and check_segment_header(head):
+                # No record can live in a file this short, so removing it loses nothing.
                 # A crash while rolling to a new segment: its header never reached the disk.
                 log.warning("removing %s: torn segment header from an interrupted roll", last_path)
                 fileio.remove(last_path)
