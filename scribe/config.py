@@ -20,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from scribe.errors import ConfigError
+from scribe.limits import (
+    CACHE_BYTES_DEFAULT,
+    FLUSH_EVERY_MS_DEFAULT,
+    SEGMENT_BYTES_DEFAULT,
+    SEGMENT_BYTES_MIN,
+    VALUE_BYTES_MAX_DEFAULT,
+)
 
 PORT_MIN = 1
 PORT_MAX = 65535
@@ -29,10 +36,6 @@ LISTEN_ADDR_DEFAULT = "127.0.0.1"
 CLIENT_PORT_DEFAULT = 8080  # the seed's default HTTP port
 RAFT_PORT_DEFAULT = 8081  # the seed's default Raft port
 DATA_DIR_DEFAULT = "./data"
-SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024
-CACHE_BYTES_DEFAULT = 256 * 1024 * 1024
-FLUSH_EVERY_MS_DEFAULT = 500
-VALUE_BYTES_MAX_DEFAULT = 16 * 1024 * 1024
 TICK_MS_DEFAULT = 100
 ELECTION_TIMEOUT_TICKS_DEFAULT = 10
 HEARTBEAT_TIMEOUT_TICKS_DEFAULT = 3
@@ -166,10 +169,10 @@ _CLUSTER_NODE = {
     "raft_tcp_port": _Key("port", None),
 }
 _STORAGE = {
-    "segment_size": _Key("int", SEGMENT_BYTES_DEFAULT),
+    "segment_size": _Key("int", SEGMENT_BYTES_DEFAULT, minimum=SEGMENT_BYTES_MIN),
     "max_cache_size": _Key("int", CACHE_BYTES_DEFAULT, minimum=0),
-    "flush_every_ms": _Key("int", FLUSH_EVERY_MS_DEFAULT),
-    "max_value_bytes": _Key("int", VALUE_BYTES_MAX_DEFAULT),
+    "flush_every_ms": _Key("int", FLUSH_EVERY_MS_DEFAULT, minimum=0),  # 0: fsync every write
+    "max_value_bytes": _Key("int", VALUE_BYTES_MAX_DEFAULT, minimum=0),
     "s3_bucket": _Key("str", None),
     "s3_region": _Key("str", None),
     "s3_endpoint": _Key("str", None),

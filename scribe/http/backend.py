@@ -1,0 +1,130 @@
+"""The interface between the HTTP API and whatever holds the data.
+
+`create_app` talks only to a `Backend`. `scribe.http.embedded.LedgerBackend` implements it over one
+embedded `scribe.Ledger`; the node runtime implements it over Raft (writes proposed to the leader,
+reads through ReadIndex). Keys and values are bytes here: the HTTP layer does all decoding.
+
+Errors a backend raises, and what the client sees:
+
+- `scribe.errors.InvalidArgumentError`: 400 `invalid_argument` (nothing was applied);
+- `scribe.errors.NoLeaderError`: 503 `no_leader` with Retry-After (certainly not applied);
+- `scribe.errors.OutcomeUnknownError`: 504 `outcome_unknown` (proposed, maybe applied).
+
+A write method returns only once its records are committed and durable.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from prometheus_client import CollectorRegistry
+
+from scribe.records import Record, Version
+
+Consistency = Literal["linearizable", "stale"]
+CONSISTENCY_LEVELS: tuple[str, ...] = ("linearizable", "stale")
+
+ROLE_LEADER = "leader"
+ROLE_FOLLOWER = "follower"
+ROLE_CANDIDATE = "candidate"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    seq: int  # ledger seq of the (last) record written
+    index: int  # Raft log index of the entry that carried it
+
+
+class Entry(NamedTuple):
+    """A key's current value and the seq of the record that wrote it."""
+
+    value: bytes
+    seq: int
+
+
+@dataclass(frozen=True)
+class Health:
+    node_id: int
+    role: str  # ROLE_LEADER, ROLE_FOLLOWER or ROLE_CANDIDATE
+    leader_id: int | None  # None while no leader is known
+    term: int
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    host: str
+    client_port: int | None
+    raft_port: int | None
+    role: str | None  # what this node knows of the member's role; None when unknown
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    leader_id: int | None
+    term: int
+    member: Member | None  # the leader's address, when a leader is known
+
+
+class Backend(abc.ABC):
+    """What a node offers to its HTTP API. Implementations must be thread-safe: the server is."""
+
+    # ---- writes: return once committed on a majority and durable -----------------------------
+
+    @abc.abstractmethod
+    def put(self, key: bytes, value: bytes) -> WriteResult: ...
+
+    @abc.abstractmethod
+    def delete(self, key: bytes) -> WriteResult: ...
+
+    @abc.abstractmethod
+    def batch(self, ops: Sequence[tuple[bytes, bytes | None]]) -> WriteResult:
+        """Atomic: all records or none. A value of None is a delete. `seq` is the last record's."""
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get(self, key: bytes, consistency: Consistency = "linearizable") -> Entry | None: ...
+
+    @abc.abstractmethod
+    def range(
+        self,
+        start: bytes | None,
+        end: bytes | None,
+        prefix: bytes | None,
+        limit: int,
+        consistency: Consistency = "linearizable",
+    ) -> list[tuple[bytes, bytes]]:
+        """Live keys in [start, end) with the prefix, in key order, at most `limit` of them."""
+
+    @abc.abstractmethod
+    def history(self, key: bytes, consistency: Consistency = "linearizable") -> list[Version]:
+        """Every version of the key, oldest first; empty if the key was never written."""
+
+    @abc.abstractmethod
+    def records(
+        self, start: int, limit: int, consistency: Consistency = "linearizable"
+    ) -> list[Record]:
+        """Records start, start+1, ... in seq order, at most `limit` of them."""
+
+    # ---- the node and its cluster ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def health(self) -> Health: ...
+
+    @abc.abstractmethod
+    def members(self) -> list[Member]: ...
+
+    @abc.abstractmethod
+    def leader(self) -> LeaderInfo: ...
+
+    @abc.abstractmethod
+    def status(self) -> Mapping[str, Any]:
+        """JSON-ready details: at least node_id, role, leader_id, term, commit_index, applied_index."""
+
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """The backend's own Prometheus metrics (ledger, Raft), appended to GET /metrics."""
+        return None
