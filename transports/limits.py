@@ -50,9 +50,9 @@ class TransportLimits:
                 raise TransportConfigError(
                     f"TransportLimits.{field.name} must be a positive int, got {value!r}"
                 )
-        if self.shm_ring_bytes % 8 != 0 or self.shm_ring_bytes < 4 * KIB:
+        if self.shm_ring_bytes % 16 != 0 or self.shm_ring_bytes < 4 * KIB:
             raise TransportConfigError(
-                f"TransportLimits.shm_ring_bytes must be a multiple of 8 and at least 4096, "
+                f"TransportLimits.shm_ring_bytes must be a multiple of 16 and at least 4096, "
                 f"got {self.shm_ring_bytes}"
             )
         if self.shm_chunk_bytes_max > self.shm_ring_bytes // 4:

@@ -6,10 +6,10 @@ Layout (little-endian), each hot counter on its own cache line:
     64   u64 head            written only by the producer (total bytes ever written)
     72   u32 producer_waiting  set by a producer with a backlog, cleared by the consumer
     128  u64 tail            written only by the consumer (total bytes ever consumed)
-    192  data[capacity]      capacity is a multiple of 8
+    192  data[capacity]      capacity is a multiple of 16
 
 A chunk is a 16-byte header `u32 chunk_bytes | u32 crc32c(chunk) | u32 flags |
-u32 frame_bytes` then the chunk bytes, padded to 8 so headers never wrap
+u32 frame_bytes` then the chunk bytes, padded to 16 so headers never wrap
 (the payload may wrap around the end). A frame is one or more chunks, FIRST on
 the first and LAST on the last. The producer copies a chunk in and only then
 advances `head`, so the consumer never sees a partial chunk; the CRC catches
@@ -62,7 +62,8 @@ def segment_bytes_for(capacity_bytes: int) -> int:
 
 
 def _padded(n: int) -> int:
-    return (n + 7) & ~7
+    # Chunks start at multiples of the header size, so a header never wraps around.
+    return (n + 15) & ~15
 
 
 class Ring:
@@ -74,7 +75,11 @@ class Ring:
             raise RingFormatError("ring header has no magic (not initialised yet, or foreign)")
         if version != VERSION:
             raise RingFormatError(f"ring version {version} is not {VERSION}")
-        if capacity % 8 != 0 or capacity <= CHUNK_HEADER_BYTES or DATA_OFFSET + capacity > len(buf):
+        if (
+            capacity % 16 != 0
+            or capacity <= CHUNK_HEADER_BYTES
+            or DATA_OFFSET + capacity > len(buf)
+        ):
             raise RingFormatError(
                 f"ring capacity {capacity} does not fit a {len(buf)}-byte segment"
             )
@@ -84,7 +89,7 @@ class Ring:
 
     @classmethod
     def initialise(cls, buf: memoryview, generation: int) -> Ring:
-        capacity = (len(buf) - DATA_OFFSET) & ~7
+        capacity = (len(buf) - DATA_OFFSET) & ~15
         if capacity <= CHUNK_HEADER_BYTES:
             raise RingFormatError(f"a {len(buf)}-byte segment is too small for a ring")
         _U64.pack_into(buf, _HEAD_OFFSET, 0)
@@ -129,7 +134,7 @@ class Ring:
         need = CHUNK_HEADER_BYTES + _padded(n)
         head = _U64.unpack_from(buf, _HEAD_OFFSET)[0]
         tail = _U64.unpack_from(buf, _TAIL_OFFSET)[0]
-        if tail > head or head - tail > capacity or head % 8 != 0:
+        if tail > head or head - tail > capacity or head % 16 != 0:
             raise RingCorruptError(f"ring counters impossible: head={head} tail={tail}")
         if need > capacity - (head - tail):
             return False
@@ -155,7 +160,7 @@ class Ring:
         if head == tail:
             return None
         available = head - tail
-        if head < tail or available > capacity or tail % 8 != 0 or available < CHUNK_HEADER_BYTES:
+        if head < tail or available > capacity or tail % 16 != 0 or available < CHUNK_HEADER_BYTES:
             raise RingCorruptError(f"ring counters impossible: head={head} tail={tail}")
         pos = tail % capacity
         n, crc, flags, frame_bytes = _CHUNK.unpack_from(buf, DATA_OFFSET + pos)
