@@ -106,6 +106,10 @@ class Engine(abc.ABC):
     def _store(self, frames: list[bytes], keys: list[bytes], ops: bytes) -> None:
         """Append one atomic group of frames (consecutive seqs starting at self._next_seq)."""
 
+    def _store_one(self, head: bytes, payload: bytes, key: bytes, op: int) -> None:
+        """Append one record, given as frame head and payload, as a group of its own."""
+        self._store_parts([head, payload], [key], bytes((op,)))
+
     def _store_parts(self, parts: list[bytes], keys: list[bytes], ops: bytes) -> None:
         """Like _store, with each frame given as two parts: its head and its payload."""
         self._store([parts[i] + parts[i + 1] for i in range(0, len(parts), 2)], keys, ops)
@@ -170,22 +174,38 @@ class Engine(abc.ABC):
                 self._cache_bytes -= len(cache.pop(k))
 
     def put(self, key: bytes, value: bytes) -> int:
+        # The hottest path of the library: everything is inlined (see apply() for the general case).
         with self._lock:
-            self._check_open()
+            if self._closed or self._failed is not None:
+                self._check_open()
             seq = self._next_seq
-            prev = self._latest.get(key)
+            latest = self._latest
+            prev = latest.get(key)
             if prev is None:
                 prev1 = 0
+            else:
+                prev1 = (prev if prev >= 0 else ~prev) + 1
+            ts = _time_ns() // 1_000_000
+            if (
+                ts < self._last_ts_ms
+            ):  # keep ledger time non-decreasing if the wall clock steps back
+                ts = self._last_ts_ms
+            else:
+                self._last_ts_ms = ts
+            payload = (
+                _payload_head_pack(prev1, FLAG_COMMIT, 0, seq, ts, OP_PUT, len(key))
+                + key
+                + _u32_pack(len(value))
+                + value
+            )
+            self._store_one(_frame_head_pack(len(payload), crc32c(payload)), payload, key, OP_PUT)
+            self._next_seq = seq + 1
+            latest[key] = seq
+            if prev is None:
                 self._unsorted.append(key)
                 self._live += 1
-            else:
-                if prev <= self._clear_seq:
-                    self._live += 1
-                prev1 = (prev if prev >= 0 else ~prev) + 1
-            frame = encode_frame(FLAG_COMMIT, prev1, seq, self._timestamp(), OP_PUT, key, value)
-            self._store([frame], [key], b"\x01")
-            self._next_seq = seq + 1
-            self._latest[key] = seq
+            elif prev <= self._clear_seq:
+                self._live += 1
             if len(value) <= self._cache_entry_max:
                 self._cache[key] = value
                 self._cache_bytes += len(value)

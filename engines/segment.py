@@ -400,6 +400,21 @@ class SegmentEngine(Engine):
         if len(self._wbuf) > WRITE_BUFFER_BYTES_MAX:
             self._spill()
 
+    def _store_one(self, head, payload, key, op) -> None:
+        wbuf = self._wbuf
+        off = self._written + len(wbuf)
+        if off >= self._segment_bytes and self._act_keys:
+            self._roll()
+            wbuf = self._wbuf
+            off = self._written
+        self._positions.append(self._active_bits | off)
+        wbuf += head
+        wbuf += payload
+        self._act_keys.append(key)
+        self._act_ops.append(op)
+        if len(wbuf) > WRITE_BUFFER_BYTES_MAX:
+            self._spill()
+
     def _store_parts(self, parts, keys, ops) -> None:
         if self._written + len(self._wbuf) >= self._segment_bytes and self._act_keys:
             self._roll()

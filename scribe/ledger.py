@@ -116,7 +116,9 @@ class Ledger:
 
     def put(self, key: str | bytes, value: str | bytes) -> int:
         """Append a new version of key; returns the record's seq."""
-        k = _key(key)
+        k = key if key.__class__ is bytes else _coerce(key, "key")
+        if not k or len(k) > KEY_BYTES_MAX:
+            _key(k)  # raises the precise error
         v = value if value.__class__ is bytes else _coerce(value, "value")
         if len(v) > self._max_value_bytes:
             raise InvalidArgumentError(
