@@ -40,6 +40,10 @@ def read_body(request: Request, limit_bytes: int) -> bytes:
     A declared Content-Length over the limit is refused before a single body byte is read; a
     streamed (chunked) body is read in chunks and refused as soon as it passes the limit.
     """
+    header = request.environ.get("CONTENT_LENGTH", "").strip()
+    if header and not (header.isascii() and header.isdigit()):
+        # Werkzeug would read such a body as empty: refuse rather than store a value never sent
+        raise bad_request(f"Content-Length {header[:40]!r} is not a non-negative integer")
     declared = request.content_length
     if declared is not None and declared > limit_bytes:
         raise too_large(f"the body is {declared} bytes, over the limit of {limit_bytes} bytes")

@@ -123,6 +123,14 @@ def test_bad_query_parameters(client, url):
     assert error_of(client.get(url), 400) == "invalid_argument"
 
 
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3", "0x10"])
+def test_bad_content_length_is_400(client, ledger, length):
+    environ = {"CONTENT_LENGTH": length}
+    r = client.put("/kv/k", input_stream=io.BytesIO(b"abc"), environ_overrides=environ)
+    assert error_of(r, 400) == "invalid_argument" and "Content-Length" in r.get_json()["message"]
+    assert len(list(ledger.records())) == 0
+
+
 def test_invalid_argument_from_the_backend_is_400(client, backend):
     backend.fault = InvalidArgumentError("value rejected by the ledger")
     r = client.put("/kv/k", data=b"v")
