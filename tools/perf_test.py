@@ -20,6 +20,7 @@ Figures only; nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -232,56 +233,64 @@ def _check(store, keys: list[bytes], values: list[bytes], what: str) -> None:
             raise RuntimeError(f"{store.name} {what}: key {k!r} read back {got!r}, expected {v!r}")
 
 
-def measure(store_cls, work: Workload, scratch: Scratch, repeat: int) -> dict[str, Figure]:
-    """Best of `repeat` runs of PUT, GET (on the PUT's store) and MIXED (on a fresh store)."""
-    best: dict[str, float] = {}
+def measure(store_cls, work: Workload, scratch: Scratch) -> dict[str, Figure]:
+    """One run of PUT, GET (on the PUT's store) and MIXED (on a fresh store)."""
     n = work.n
-    mixed_ops = 2 * len(work.mixed_pairs)  # N rounded down to even (up, for N = 1)
-    # MIXED flushes only once, at the end: a flush interval beyond the number of pairs.
-    no_interim_flush = len(work.mixed_pairs) + 1
-    for _ in range(repeat):
-        path = scratch.fresh()
-        store = store_cls(path)
-        try:
-            t_put = _timed(store.put_batch, work.items)
-            t_get = _timed(store.get_all, work.keys)
-            _check(store, work.keys, work.values, "PUT")
-        finally:
-            store.close()
-            scratch.remove(path)
-        path = scratch.fresh()
-        store = store_cls(path)
-        try:
-            pairs = work.mixed_pairs
-            t_mixed = _timed(store.mixed, pairs, no_interim_flush)
-            _check(store, work.keys[: len(pairs)], work.values[: len(pairs)], "MIXED")
-        finally:
-            store.close()
-            scratch.remove(path)
-        for name, t in (("PUT", t_put), ("GET", t_get), ("MIXED", t_mixed)):
-            best[name] = min(best.get(name, t), t)
+    pairs = work.mixed_pairs
+    path = scratch.fresh()
+    store = store_cls(path)
+    try:
+        t_put = _timed(store.put_batch, work.items)
+        t_get = _timed(store.get_all, work.keys)
+        _check(store, work.keys, work.values, "PUT")
+    finally:
+        store.close()
+        scratch.remove(path)
+    path = scratch.fresh()
+    store = store_cls(path)
+    try:
+        # MIXED flushes only once, at the end: a flush interval beyond the number of pairs.
+        t_mixed = _timed(store.mixed, pairs, len(pairs) + 1)
+        _check(store, work.keys[: len(pairs)], work.values[: len(pairs)], "MIXED")
+    finally:
+        store.close()
+        scratch.remove(path)
     return {
-        "PUT": Figure(n, best["PUT"]),
-        "GET": Figure(n, best["GET"]),
-        "MIXED": Figure(mixed_ops, best["MIXED"]),
+        "PUT": Figure(n, t_put),
+        "GET": Figure(n, t_get),
+        "MIXED": Figure(2 * len(pairs), t_mixed),  # N rounded down to even (up, for N = 1)
     }
 
 
-def measure_sustained(store_cls, ops: int, scratch: Scratch, repeat: int) -> Figure:
-    """Alternating put/get, unbatched, with a flush (fsync) after every SUSTAINED_FLUSH_EVERY_OPS."""
-    work = Workload.make(ops)
-    pairs = work.items[: ops // 2]
-    best = float("inf")
+def measure_sustained(store_cls, work: Workload, scratch: Scratch) -> dict[str, Figure]:
+    """One run of alternating put/get, unbatched, with a flush after every SUSTAINED_FLUSH_EVERY_OPS."""
+    pairs = work.items[: max(1, work.n // 2)]
+    path = scratch.fresh()
+    store = store_cls(path)
+    try:
+        seconds = _timed(store.mixed, pairs, SUSTAINED_FLUSH_EVERY_OPS // 2)
+        _check(store, work.keys[: len(pairs)], work.values[: len(pairs)], "sustained")
+    finally:
+        store.close()
+        scratch.remove(path)
+    return {"SUSTAINED": Figure(2 * len(pairs), seconds)}
+
+
+def best_of(
+    runs: Sequence[Callable[[], dict[str, Figure]]], repeat: int
+) -> list[dict[str, Figure]]:
+    """Call each run `repeat` times and keep the fastest figure of each workload.
+
+    The runs are interleaved (A B C, A B C, ...) so a burst of load on a shared machine hits
+    every store alike rather than only the one measured at that moment.
+    """
+    best: list[dict[str, Figure]] = [{} for _ in runs]
     for _ in range(repeat):
-        path = scratch.fresh()
-        store = store_cls(path)
-        try:
-            best = min(best, _timed(store.mixed, pairs, SUSTAINED_FLUSH_EVERY_OPS // 2))
-            _check(store, work.keys[: len(pairs)], work.values[: len(pairs)], "sustained")
-        finally:
-            store.close()
-            scratch.remove(path)
-    return Figure(2 * len(pairs), best)
+        for i, run in enumerate(runs):
+            for workload, fig in run().items():
+                if workload not in best[i] or fig.seconds < best[i][workload].seconds:
+                    best[i][workload] = fig
+    return best
 
 
 # ---- reporting ---------------------------------------------------------------------------------
@@ -334,6 +343,13 @@ def _filesystem(path: str) -> str:
     return best[1]
 
 
+def _load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
+    except OSError:
+        return "unknown"
+
+
 def _print_preamble(scratch: Scratch, repeat: int, stores: Sequence[type]) -> None:
     title = "Scribe Ledger Performance Test"
     print(title)
@@ -341,13 +357,14 @@ def _print_preamble(scratch: Scratch, repeat: int, stores: Sequence[type]) -> No
     fs = _filesystem(scratch.root)
     print(
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs; data under {scratch.root} ({fs})"
+        f"{os.cpu_count()} CPUs, load average {_load_average()}; data under {scratch.root} ({fs})"
     )
     if fs in ("tmpfs", "ramfs"):
         print("WARNING: fsync is a no-op on this filesystem; use --dir on a real disk")
     print(
         'Keys b"key{i}", values b"value{i}", encoded to bytes before timing. '
-        f"Each figure is the best of {repeat} runs, each on a fresh store."
+        f"Each figure is the best of {repeat} runs, each on a fresh store; "
+        "the stores' runs are interleaved."
     )
     print("  PUT   = one batch of N puts + one flush (fsync), timed together")
     print("  GET   = N gets of existing keys")
@@ -370,11 +387,13 @@ def run_throughput(args: argparse.Namespace) -> None:
     scratch = Scratch(args.dir)
     try:
         _print_preamble(scratch, args.repeat, stores)
-        results: dict[str, dict[int, dict[str, Figure]]] = {}
+        results: dict[str, dict[int, dict[str, Figure]]] = {cls.name: {} for cls in stores}
+        for n in args.ops:
+            work = Workload.make(n)
+            runs = [functools.partial(measure, cls, work, scratch) for cls in stores]
+            for cls, figs in zip(stores, best_of(runs, args.repeat), strict=True):
+                results[cls.name][n] = figs
         for cls in stores:
-            results[cls.name] = {
-                n: measure(cls, Workload.make(n), scratch, args.repeat) for n in args.ops
-            }
             print_table(cls.name, results[cls.name])
         for cls in stores[1:]:
             print_ratio_table(
@@ -388,12 +407,17 @@ def run_throughput(args: argparse.Namespace) -> None:
                 f"(fsync; a COMMIT for the peers) after every {SUSTAINED_FLUSH_EVERY_OPS} ops, "
                 f"best of {args.repeat}"
             )
-            for cls in stores:
-                fig = measure_sustained(cls, args.sustained, scratch, args.repeat)
+            work = Workload.make(args.sustained)
+            figs = best_of(
+                [functools.partial(measure_sustained, cls, work, scratch) for cls in stores],
+                args.repeat,
+            )
+            for cls, fig in zip(stores, (f["SUSTAINED"] for f in figs), strict=True):
                 print(
                     f"{cls.name:<7} Sustained ({fig.ops:,} ops) -> MIXED: "
                     f"{fig.ops_per_sec:,.0f} ops/sec ({fig.seconds * 1e3:.2f} ms total)"
                 )
+        print(f"\nLoad average at the end: {_load_average()}")
     finally:
         scratch.cleanup()
 
