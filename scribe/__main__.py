@@ -3,9 +3,9 @@
     scribe            run the demo (same as `scribe demo`)
     scribe demo       put three keys into a temporary ledger, read them back, count them
 
-Each subcommand is one `Command` in `COMMANDS`: a name, a one-line help, a function that adds its
-options to its subparser and a function that runs it and returns the exit code. New subcommands
-are added by appending to that tuple; `main` needs no change.
+Each subcommand is one `Command` in `COMMANDS`: a name, a one-line help, a function that runs it
+and returns the exit code, and optionally a function that adds its options to its subparser.
+New subcommands are added by appending to that tuple; `main` needs no change.
 """
 
 from __future__ import annotations
@@ -34,12 +34,9 @@ DEMO_MISSING_KEY = "nonexistent"
 class Command:
     name: str
     help: str
-    configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
-
-
-def _configure_demo(parser: argparse.ArgumentParser) -> None:
-    """The demo takes no options: it always works on a fresh temporary ledger."""
+    # Adds the command's options to its subparser; None for a command without options.
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 def run_demo(args: argparse.Namespace | None = None) -> int:
@@ -65,7 +62,6 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",
         "write three keys to a temporary ledger, read them back and count them (the default)",
-        _configure_demo,
         run_demo,
     ),
 )
@@ -86,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for cmd in COMMANDS:
         cmd_parser = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        cmd.configure(cmd_parser)
+        if cmd.configure is not None:
+            cmd.configure(cmd_parser)
         cmd_parser.set_defaults(_run=cmd.run)
     return parser
 

@@ -38,6 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from scribe import Ledger  # noqa: E402
+from scribe.limits import CACHE_BYTES_DEFAULT  # noqa: E402
 
 DEFAULT_OPS = "100,1000,5000,10000"
 DEFAULT_REPEAT = 3
@@ -56,9 +57,10 @@ WORKLOADS = ("PUT", "GET", "MIXED")
 class ScribeStore:
     name = "Scribe"
     put_idiom = "apply_batch + flush()"
+    cache_bytes = CACHE_BYTES_DEFAULT  # set from --cache-bytes
 
     def __init__(self, path: str):
-        self.led = Ledger(path)
+        self.led = Ledger(path, max_cache_size=self.cache_bytes)
 
     def put_batch(self, items: list[tuple[bytes, bytes]]) -> None:
         self.led.apply_batch(items)
@@ -372,6 +374,10 @@ def _print_preamble(scratch: Scratch, repeat: int, stores: Sequence[type]) -> No
     for cls in stores:
         print(f"  {cls.name} PUT: {cls.put_idiom}")
     print(
+        f"  Scribe value cache: {ScribeStore.cache_bytes:,} bytes (--cache-bytes; 0 makes every "
+        "GET read its record from the segment file)"
+    )
+    print(
         "Scribe appends every put as a new version with a Merkle leaf; the peers overwrite in place."
     )
 
@@ -588,6 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-peers", action="store_true", help="measure Scribe only")
     parser.add_argument(
+        "--cache-bytes",
+        type=_non_negative,
+        default=CACHE_BYTES_DEFAULT,
+        metavar="BYTES",
+        help="Scribe's value cache (max_cache_size); 0 measures uncached reads "
+        f"(default: {CACHE_BYTES_DEFAULT:,})",
+    )
+    parser.add_argument(
         "--sustained",
         type=_non_negative,
         default=DEFAULT_SUSTAINED_OPS,
@@ -607,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    ScribeStore.cache_bytes = args.cache_bytes
     if args.open_test is not None:
         run_open_test(args)
     else:
