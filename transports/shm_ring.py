@@ -1,10 +1,11 @@
 """A single-producer single-consumer ring of length-prefixed chunks in a shared buffer.
 
-Layout (little-endian), each hot counter on its own cache line:
+Layout (native byte order: every user is on this host), hot counters on their own
+cache lines:
 
     0    magic "SCRBRNG1" | u32 version | u32 state | u64 generation | u64 capacity
     64   u64 head            written only by the producer (total bytes ever written)
-    72   u32 producer_waiting  set by a producer with a backlog, cleared by the consumer
+    72   u64 producer_waiting  set by a producer with a backlog, cleared by the consumer
     128  u64 tail            written only by the consumer (total bytes ever consumed)
     192  data[capacity]      capacity is a multiple of 16
 
@@ -15,6 +16,12 @@ the first and LAST on the last. The producer copies a chunk in and only then
 advances `head`, so the consumer never sees a partial chunk; the CRC catches
 anything else (a torn write, a foreign writer), and the consumer then discards
 the ring's contents rather than deliver garbage.
+
+Shared words are read and written through memoryview casts ("Q" and "I"
+items), which CPython copies with one aligned load or store: an aligned 8-byte
+access is atomic on x86-64 and arm64. struct.pack_into must not be used on a
+live word: it zero-fills its target before writing, and a reader in another
+process can see that transient zero.
 
 The creator writes the magic last, so an attacher never trusts a half-built
 header. `state` turns ABANDONED when the consumer closes or is replaced; the
@@ -37,14 +44,13 @@ STATE_ABANDONED = 2
 FLAG_FIRST = 1
 FLAG_LAST = 2
 
-_HEADER = struct.Struct("<8sIIQQ")  # magic, version, state, generation, capacity
-_U64 = struct.Struct("<Q")
-_U32 = struct.Struct("<I")
-_CHUNK = struct.Struct("<IIII")  # chunk_bytes, crc32c, flags, frame_bytes
-_STATE_OFFSET = 12
-_HEAD_OFFSET = 64
-_WAITING_OFFSET = 72
-_TAIL_OFFSET = 128
+_HEADER = struct.Struct("=8sIIQQ")  # magic, version, state, generation, capacity
+_CHUNK = struct.Struct("=IIII")  # chunk_bytes, crc32c, flags, frame_bytes
+# Indexes of the live words in the header's "I" and "Q" views.
+_STATE_U32 = 3  # byte offset 12
+_HEAD_U64 = 8  # byte offset 64
+_WAITING_U64 = 9  # byte offset 72
+_TAIL_U64 = 16  # byte offset 128
 DATA_OFFSET = 192
 CHUNK_HEADER_BYTES = _CHUNK.size
 
@@ -84,17 +90,24 @@ class Ring:
                 f"ring capacity {capacity} does not fit a {len(buf)}-byte segment"
             )
         self._buf = buf
+        self._u32 = buf[:DATA_OFFSET].cast("I")
+        self._u64 = buf[:DATA_OFFSET].cast("Q")
         self.generation = generation
         self.capacity = capacity
+
+    def release(self) -> None:
+        """Drop this view's hold on the buffer, so the mapping can be closed."""
+        self._u32.release()
+        self._u64.release()
 
     @classmethod
     def initialise(cls, buf: memoryview, generation: int) -> Ring:
         capacity = (len(buf) - DATA_OFFSET) & ~15
         if capacity <= CHUNK_HEADER_BYTES:
             raise RingFormatError(f"a {len(buf)}-byte segment is too small for a ring")
-        _U64.pack_into(buf, _HEAD_OFFSET, 0)
-        _U32.pack_into(buf, _WAITING_OFFSET, 0)
-        _U64.pack_into(buf, _TAIL_OFFSET, 0)
+        # Nobody else trusts the segment before the magic, so pack_into is safe here.
+        buf[_HEAD_U64 * 8 : _HEAD_U64 * 8 + 16] = bytes(16)
+        buf[_TAIL_U64 * 8 : _TAIL_U64 * 8 + 8] = bytes(8)
         _HEADER.pack_into(buf, 0, b"\0" * 8, VERSION, STATE_OPEN, generation, capacity)
         buf[0:8] = MAGIC  # last: the ring is now visible as finished
         return cls(buf)
@@ -103,22 +116,21 @@ class Ring:
 
     @property
     def state(self) -> int:
-        return _U32.unpack_from(self._buf, _STATE_OFFSET)[0]
+        return self._u32[_STATE_U32]
 
     def abandon(self) -> None:
-        _U32.pack_into(self._buf, _STATE_OFFSET, STATE_ABANDONED)
+        self._u32[_STATE_U32] = STATE_ABANDONED
 
     @property
     def producer_waiting(self) -> bool:
-        return _U32.unpack_from(self._buf, _WAITING_OFFSET)[0] != 0
+        return self._u64[_WAITING_U64] != 0
 
     def set_producer_waiting(self, waiting: bool) -> None:
-        _U32.pack_into(self._buf, _WAITING_OFFSET, 1 if waiting else 0)
+        self._u64[_WAITING_U64] = 1 if waiting else 0
 
     def used_bytes(self) -> int:
-        head = _U64.unpack_from(self._buf, _HEAD_OFFSET)[0]
-        tail = _U64.unpack_from(self._buf, _TAIL_OFFSET)[0]
-        return head - tail
+        u64 = self._u64
+        return u64[_HEAD_U64] - u64[_TAIL_U64]
 
     def chunk_fits(self, chunk_bytes: int) -> bool:
         """Whether a chunk of this size fits now (the producer's check)."""
@@ -132,8 +144,9 @@ class Ring:
         capacity = self.capacity
         n = chunk.nbytes
         need = CHUNK_HEADER_BYTES + _padded(n)
-        head = _U64.unpack_from(buf, _HEAD_OFFSET)[0]
-        tail = _U64.unpack_from(buf, _TAIL_OFFSET)[0]
+        u64 = self._u64
+        head = u64[_HEAD_U64]
+        tail = u64[_TAIL_U64]
         if tail > head or head - tail > capacity or head % 16 != 0:
             raise RingCorruptError(f"ring counters impossible: head={head} tail={tail}")
         if need > capacity - (head - tail):
@@ -146,7 +159,7 @@ class Ring:
         if first < n:
             buf[DATA_OFFSET : DATA_OFFSET + n - first] = chunk[first:]
         # Publish only after the bytes are in place.
-        _U64.pack_into(buf, _HEAD_OFFSET, head + need)
+        u64[_HEAD_U64] = head + need
         return True
 
     # -- consumer ---------------------------------------------------------------------
@@ -155,8 +168,9 @@ class Ring:
         """The next (chunk, flags, frame_bytes), or None when the ring is empty."""
         buf = self._buf
         capacity = self.capacity
-        head = _U64.unpack_from(buf, _HEAD_OFFSET)[0]
-        tail = _U64.unpack_from(buf, _TAIL_OFFSET)[0]
+        u64 = self._u64
+        head = u64[_HEAD_U64]
+        tail = u64[_TAIL_U64]
         if head == tail:
             return None
         available = head - tail
@@ -182,10 +196,9 @@ class Ring:
             )
         if crc32c.crc32c(chunk) != crc:
             raise RingCorruptError(f"chunk checksum mismatch at tail={tail}")
-        _U64.pack_into(buf, _TAIL_OFFSET, tail + need)
+        u64[_TAIL_U64] = tail + need
         return chunk, flags, frame_bytes
 
     def discard_all(self) -> None:
         """Drop everything written so far (after corruption): the consumer jumps to head."""
-        head = _U64.unpack_from(self._buf, _HEAD_OFFSET)[0]
-        _U64.pack_into(self._buf, _TAIL_OFFSET, head)
+        self._u64[_TAIL_U64] = self._u64[_HEAD_U64]

@@ -69,9 +69,14 @@ def _untracked(segment: shared_memory.SharedMemory) -> shared_memory.SharedMemor
 
 
 def _attach(name: str) -> shared_memory.SharedMemory | None:
+    """The named segment, or None when it does not exist (or is still being sized)."""
     try:
         return _untracked(shared_memory.SharedMemory(name=name, create=False))
     except FileNotFoundError:
+        return None
+    except ValueError:
+        # Caught between shm_open and ftruncate of its creator: an empty segment
+        # cannot be mapped. Try again later.
         return None
 
 
@@ -195,8 +200,13 @@ class ShmTransport(Transport):
         stale = _attach(name)
         if stale is not None:
             # A previous incarnation's ring: tell its producer to move on, then replace it.
-            with contextlib.suppress(RingFormatError):
-                Ring(stale.buf).abandon()
+            try:
+                old = Ring(stale.buf)
+            except RingFormatError:
+                pass
+            else:
+                old.abandon()
+                old.release()
             _close_segment(stale, unlink=True)
         size = segment_bytes_for(self.limits.shm_ring_bytes)
         segment = _untracked(shared_memory.SharedMemory(name=name, create=True, size=size))
@@ -222,6 +232,7 @@ class ShmTransport(Transport):
             self._wake_sock = None
         for inbound in self._inbound.values():
             inbound.ring.abandon()
+            inbound.ring.release()
             _close_segment(inbound.segment, unlink=True)
         self._inbound.clear()
         for outbound in self._outbound.values():
@@ -357,6 +368,8 @@ class ShmTransport(Transport):
         except RingFormatError:
             ring = None
         if ring is None or ring.state != STATE_OPEN:
+            if ring is not None:
+                ring.release()
             _close_segment(segment, unlink=False)
             return None
         outbound.segment = segment
@@ -364,6 +377,8 @@ class ShmTransport(Transport):
         return ring
 
     def _detach(self, outbound: _Outbound) -> None:
+        if outbound.ring is not None:
+            outbound.ring.release()
         outbound.ring = None
         outbound.backlog.clear()
         outbound.backlog_bytes = 0
@@ -485,6 +500,7 @@ class ShmTransport(Transport):
 
     def _replace_inbound(self, peer_id: int, inbound: _Inbound) -> None:
         inbound.ring.abandon()
+        inbound.ring.release()
         _close_segment(inbound.segment, unlink=True)
         self._inbound[peer_id] = self._create_inbound(peer_id)
         self._schedule_poke(peer_id)

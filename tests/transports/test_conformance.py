@@ -448,7 +448,8 @@ class PeerProcess:
         )
         self.events: queue.Queue = queue.Queue()
         self.received: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -495,13 +496,23 @@ class PeerProcess:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(5)
-        self.stderr.close()
+        self.release()
 
     def close(self) -> None:
         self.command(op="close")
         self.wait_event("closed")
         assert self.proc.wait(5) == 0
-        self.stderr.close()
+        self.release()
+
+    def release(self) -> None:
+        """Close our ends of the pipes once the process is gone."""
+        self._reader.join(5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.stderr):
+            if not stream.closed:
+                try:
+                    stream.close()
+                except BrokenPipeError:
+                    pass  # unflushed input for a dead process
 
 
 @pytest.fixture
@@ -524,8 +535,7 @@ def spawn(tmp_path):
         if p.proc.poll() is None:
             os.kill(p.proc.pid, signal.SIGKILL)
             p.proc.wait(5)
-        if not p.stderr.closed:
-            p.stderr.close()
+        p.release()
     transports.shm_cleanup(str(run_dir))  # segments of SIGKILLed nodes
 
 

@@ -141,7 +141,7 @@ def test_corrupted_ring_is_replaced_and_traffic_resumes(tmp_path):
             segment = _attach(name)
             old_generation = Ring(segment.buf).generation
             assert nodes[1].send(2, b"to be corrupted")
-            tail = int.from_bytes(segment.buf[128:136], "little") % Ring(segment.buf).capacity
+            tail = int.from_bytes(segment.buf[128:136], sys.byteorder) % Ring(segment.buf).capacity
             segment.buf[DATA_OFFSET + tail + 20] ^= 0x55
             with pytest.raises(TimeoutError):  # the damaged frame is never delivered
                 await asyncio.wait_for(nodes[2].recv(), 0.1)
@@ -183,7 +183,9 @@ def test_stale_ring_of_a_killed_receiver_is_abandoned_on_restart(tmp_path):
         finally:
             await sender.close()
             await again.close()
+            receiver._poke_sock.close()
             for inbound in receiver._inbound.values():
+                inbound.ring.release()
                 _close_segment(inbound.segment, unlink=False)
 
     run(scenario())
