@@ -159,7 +159,10 @@ class ZmqTransport(Transport):
 
     def _send_frame(self, to_id: int, frame: FrameLike, size: int) -> bool:
         try:
-            self._dealers[to_id].send(frame, zmq.NOBLOCK, copy=size < _ZERO_COPY_BYTES_MIN)
+            # Zero-copy only for immutable bytes: ZeroMQ reads the buffer later, from its
+            # I/O thread, and a caller may reuse a bytearray right after send().
+            zero_copy = size >= _ZERO_COPY_BYTES_MIN and isinstance(frame, bytes)
+            self._dealers[to_id].send(frame, zmq.NOBLOCK, copy=not zero_copy)
         except zmq.Again:
             return False
         return True
