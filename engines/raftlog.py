@@ -1,0 +1,668 @@
+"""LedgerLog: one durable log that is both the Raft log and the ledger (nothing is written twice).
+
+Raft entries are stored as frames in segment files; a NORMAL entry's data is a batch of ledger
+operations with the leader's timestamp (`encode_ops`). Applying a committed entry turns each of its
+operations into a ledger record with the next dense seq; the record's bytes stay where the entry
+was written, and the in-memory index (engines.base.Engine) points into the entry.
+
+Data directory:
+
+    00000000000000000001.rlog   segments; the name is the Raft index of the first entry
+    raft.state                  hard state (term, vote, commit) in two checksummed slots
+    leaves.hashes               Merkle leaf hash of every applied record (32 bytes each)
+    LOCK
+
+    segment header = b"SCRIBLOG" || u32be(version) || u32be(crc32c of the 12 bytes before)
+    frame          = u32be(len(payload)) || u32be(crc32c(payload)) || payload
+    payload        = u64be(term) || u64be(index) || u8(entry type) || data
+    NORMAL data    = u8(1) || u64be(ts_ms) || u32be(count) || count x (u8 op || u32be klen || key || u32be vlen || value)
+
+The commit index in raft.state is persisted lazily (with every term/vote change, and at most every
+COMMIT_PERSIST_INTERVAL_S otherwise): it is only a lower bound used to replay the state machine at
+open; the rest is committed again by the leader. Entries are fsynced before the hard state that
+commits them, so the persisted commit never exceeds the durable log.
+
+A torn tail of the last segment is truncated as in engines.segment; damage anywhere else raises
+CorruptionError: a node never votes or serves with a log it silently shortened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import time
+from array import array
+from collections import OrderedDict
+
+from crc32c import crc32c
+
+from scribe.errors import CorruptionError, InvalidArgumentError, LockedError, ScribeError
+from scribe.limits import (
+    CACHE_BYTES_DEFAULT,
+    FRAME_PAYLOAD_BYTES_MAX,
+    KEY_BYTES_MAX,
+    SEGMENT_BYTES_DEFAULT,
+    SEGMENT_BYTES_MIN,
+)
+from scribe.raft.errors import RaftInvariantError
+from scribe.raft.types import Entry, EntryType, HardState
+from scribe.records import OP_CLEAR, OP_PUT, OPS, encode_leaf_data
+
+from . import fileio
+from .base import Engine, _sha256
+from .format import FLAG_COMMIT, FRAME_HEAD, FRAME_HEAD_BYTES, PAYLOAD_HEAD, U32
+
+log = logging.getLogger("scribe.raftlog")
+
+LOG_MAGIC = b"SCRIBLOG"
+LOG_VERSION = 1
+LOG_SUFFIX = ".rlog"
+_SEG_HEAD = struct.Struct(">8sII")
+SEG_HEADER_BYTES = _SEG_HEAD.size
+_ENTRY_HEAD = struct.Struct(">QQB")  # term, index, type
+ENTRY_HEAD_BYTES = _ENTRY_HEAD.size  # 17
+_OPS_HEAD = struct.Struct(">BQI")  # version, ts_ms, count
+OPS_VERSION = 1
+_OP_HEAD = struct.Struct(">BI")  # op, len(key)
+_STATE = struct.Struct(">QQQQ")  # generation, term, vote, commit
+_STATE_SLOT_BYTES = 64
+STATE_FILE = "raft.state"
+HASHES_FILE = "leaves.hashes"
+OFFSET_BITS = 40
+OFFSET_MASK = (1 << OFFSET_BITS) - 1
+COMMIT_PERSIST_INTERVAL_S = 1.0
+# Recent entries kept in memory so replication to followers rarely reads the disk.
+TAIL_CACHE_ENTRIES_MAX = 8192
+TAIL_CACHE_BYTES_MAX = 64 * 1024 * 1024
+OPS_PER_ENTRY_MAX = 100_000
+
+
+def encode_ops(ts_ms: int, ops) -> bytes:
+    """The data of a NORMAL entry: a batch of (op, key, value) stamped with the leader's ts_ms."""
+    parts = [_OPS_HEAD.pack(OPS_VERSION, ts_ms, len(ops))]
+    for op, key, value in ops:
+        if op not in OPS:
+            raise InvalidArgumentError(f"unknown op {op}")
+        parts.append(_OP_HEAD.pack(op, len(key)))
+        parts.append(key)
+        parts.append(U32.pack(len(value)))
+        parts.append(value)
+    return b"".join(parts)
+
+
+def decode_ops(data) -> tuple[int, list[tuple[int, bytes, bytes, int]]]:
+    """data -> (ts_ms, [(op, key, value, offset of the op in data), ...]); raises CorruptionError."""
+    if len(data) < _OPS_HEAD.size:
+        raise CorruptionError("entry data too short for an operations batch")
+    version, ts_ms, count = _OPS_HEAD.unpack_from(data, 0)
+    if version != OPS_VERSION or count > OPS_PER_ENTRY_MAX:
+        raise CorruptionError(f"unknown operations batch version {version} or count {count}")
+    out = []
+    pos = _OPS_HEAD.size
+    n = len(data)
+    for _ in range(count):
+        if pos + 5 > n:
+            raise CorruptionError("operations batch ends inside an operation")
+        op, klen = _OP_HEAD.unpack_from(data, pos)
+        kstart = pos + 5
+        if op not in OPS or klen > KEY_BYTES_MAX or kstart + klen + 4 > n:
+            raise CorruptionError(f"impossible operation (op {op}, key length {klen})")
+        (vlen,) = U32.unpack_from(data, kstart + klen)
+        vstart = kstart + klen + 4
+        if vstart + vlen > n:
+            raise CorruptionError("operation value runs past the entry")
+        out.append(
+            (op, bytes(data[kstart : kstart + klen]), bytes(data[vstart : vstart + vlen]), pos)
+        )
+        pos = vstart + vlen
+    if pos != n:
+        raise CorruptionError("trailing bytes after the operations batch")
+    return ts_ms, out
+
+
+def _seg_header() -> bytes:
+    head = LOG_MAGIC + struct.pack(">I", LOG_VERSION)
+    return head + struct.pack(">I", crc32c(head))
+
+
+def _check_seg_header(data: bytes) -> str | None:
+    if len(data) < SEG_HEADER_BYTES:
+        return "log segment header is incomplete"
+    magic, version, crc = _SEG_HEAD.unpack_from(data, 0)
+    if magic != LOG_MAGIC or crc != crc32c(data[:12]):
+        return "log segment header is damaged"
+    if version != LOG_VERSION:
+        return f"unsupported log segment version {version}"
+    return None
+
+
+class _Seg:
+    __slots__ = ("first_index", "path", "read_fd")
+
+    def __init__(self, first_index, path, read_fd):
+        self.first_index = first_index
+        self.path = path
+        self.read_fd = read_fd
+
+
+class LedgerLog(Engine):
+    """The node's storage: a scribe.raft.RaftStorage whose applied entries form the ledger."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        segment_bytes: int = SEGMENT_BYTES_DEFAULT,
+        cache_bytes_max: int = CACHE_BYTES_DEFAULT,
+    ):
+        super().__init__(cache_bytes_max=cache_bytes_max)
+        if segment_bytes < SEGMENT_BYTES_MIN:
+            raise InvalidArgumentError(f"segment_size must be at least {SEGMENT_BYTES_MIN} bytes")
+        self._dir = os.path.abspath(path)
+        self._segment_bytes = segment_bytes
+        self._segs: list[_Seg] = []
+        self._terms = array("Q")  # term of entry i at position i - 1
+        self._entry_pos = array("Q")  # (segment index << 40) | frame offset of entry i
+        self._tail: OrderedDict[int, Entry] = OrderedDict()
+        self._tail_bytes = 0
+        self._wbuf = bytearray()
+        self._written = 0
+        self._active_fd = -1
+        self._dirty_fds: set[int] = set()
+        self._retired_fds: list[int] = []
+        self._dir_dirty = False
+        # Per ledger record (seq): the entry holding it, the op's offset in the entry data, prev seq.
+        self._rec_index = array("Q")
+        self._rec_off = array("I")
+        self._rec_prev = array("q")
+        self._entry_ts: dict[int, int] = {}
+        self._applied = 0
+        self._hard = HardState()
+        self._hard_persisted = HardState()
+        self._hard_gen = 0
+        self._commit_persisted_at = 0.0
+        self._state_fd = -1
+        self._hash_fd = -1
+        self._hashes_written = 0
+        self._lock_fd = -1
+        created = not os.path.isdir(self._dir)
+        os.makedirs(self._dir, exist_ok=True)
+        if created:
+            fileio.fsync_dir(os.path.dirname(self._dir))
+        try:
+            self._lock_fd = fileio.lock_dir(self._dir)
+        except BlockingIOError:
+            raise LockedError(
+                f"{self._dir} is open in another process (its LOCK file is held)"
+            ) from None
+        try:
+            self._open()
+        except BaseException:
+            self._close_storage()
+            raise
+
+    # ---- open ------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        names = sorted(n for n in fileio.listdir(self._dir) if n.endswith(LOG_SUFFIX))
+        if names:
+            last = os.path.join(self._dir, names[-1])
+            if fileio.file_size(last) <= SEG_HEADER_BYTES and _check_seg_header(
+                fileio.read_file(last)
+            ):
+                log.warning("removing %s: torn header from an interrupted segment roll", last)
+                fileio.remove(last)
+                names.pop()
+        expected = 1
+        for i, name in enumerate(names):
+            try:
+                first = int(name[: -len(LOG_SUFFIX)])
+            except ValueError:
+                raise CorruptionError(f"unexpected log segment name {name}", self._dir) from None
+            path = os.path.join(self._dir, name)
+            if first != expected:
+                raise CorruptionError(
+                    f"log segment starts at index {first}, expected {expected}", path
+                )
+            expected = self._load_segment(i, path, first, is_last=i == len(names) - 1)
+        if not names:
+            self._new_segment(1)
+        else:
+            self._active_fd = fileio.open_append(self._segs[-1].path)
+            self._written = os.lseek(self._active_fd, 0, os.SEEK_END)
+        self._load_state()
+        self._load_hashes_and_replay()
+
+    def _load_segment(self, idx: int, path: str, first: int, is_last: bool) -> int:
+        read_fd = fileio.open_read(path)
+        self._segs.append(_Seg(first, path, read_fd))
+        data = fileio.read_file(path)
+        problem = _check_seg_header(data)
+        if problem:
+            raise CorruptionError(problem, path, 0)
+        mv = memoryview(data)
+        off = SEG_HEADER_BYTES
+        n = len(data)
+        index = first
+        bits = idx << OFFSET_BITS
+        while off < n:
+            bad = None
+            if n - off < FRAME_HEAD_BYTES:
+                bad = "incomplete entry header"
+            else:
+                plen, crc = FRAME_HEAD.unpack_from(data, off)
+                end = off + FRAME_HEAD_BYTES + plen
+                if plen < ENTRY_HEAD_BYTES or plen > FRAME_PAYLOAD_BYTES_MAX:
+                    bad = f"impossible entry length {plen}"
+                elif end > n:
+                    bad = "entry runs past the end of the segment"
+                elif crc32c(mv[off + FRAME_HEAD_BYTES : end]) != crc:
+                    bad = "entry checksum mismatch"
+            if bad is None:
+                term, eindex, etype = _ENTRY_HEAD.unpack_from(data, off + FRAME_HEAD_BYTES)
+                if (
+                    eindex != index
+                    or etype not in (0, 1, 2)
+                    or (self._terms and term < self._terms[-1])
+                ):
+                    raise CorruptionError(
+                        f"impossible entry (index {eindex} where {index} belongs, type {etype}, term {term})",
+                        path,
+                        off,
+                    )
+                self._terms.append(term)
+                self._entry_pos.append(bits | off)
+                index += 1
+                off = end
+                continue
+            if not is_last or _entry_follows(data, off, index):
+                raise CorruptionError(bad, path, off)
+            log.warning("%s: torn tail of %d bytes after offset %d truncated", path, n - off, off)
+            fileio.truncate(path, off)
+            break
+        return index
+
+    def _load_state(self) -> None:
+        path = os.path.join(self._dir, STATE_FILE)
+        best = None
+        if os.path.exists(path):
+            data = fileio.read_file(path)
+            for slot in range(2):
+                chunk = data[slot * _STATE_SLOT_BYTES : slot * _STATE_SLOT_BYTES + _STATE.size + 4]
+                if len(chunk) < _STATE.size + 4:
+                    continue
+                (crc,) = U32.unpack_from(chunk, _STATE.size)
+                if crc32c(chunk[: _STATE.size]) != crc:
+                    continue
+                gen, term, vote, commit = _STATE.unpack_from(chunk, 0)
+                if best is None or gen > best[0]:
+                    best = (gen, term, vote, commit)
+            if best is None and data:
+                raise CorruptionError("both hard state slots are damaged", path)
+        else:
+            self._dir_dirty = True
+        self._state_fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        if best is not None:
+            gen, term, vote, commit = best
+            # The log may have lost a torn tail the state never depended on; commit can't exceed it.
+            self._hard = HardState(term, vote, min(commit, self.last_index()))
+            self._hard_gen = gen
+        self._hard_persisted = self._hard
+
+    def _load_hashes_and_replay(self) -> None:
+        path = os.path.join(self._dir, HASHES_FILE)
+        stored = fileio.read_file(path) if os.path.exists(path) else b""
+        if not stored:
+            self._dir_dirty = True
+        self._trusted_hashes = stored
+        commit = self._hard.commit
+        lo = 1
+        while lo <= commit:
+            batch = self.entries(lo, min(commit, lo + 1023) + 1, 1 << 62)
+            self.apply_entries(batch)
+            lo += len(batch)
+        keep = len(self._leaf_hashes)
+        self._trusted_hashes = b""
+        valid = min(len(stored), keep) // 32 * 32
+        if stored and len(stored) != valid:
+            fileio.truncate(path, valid)
+        self._hashes_written = valid
+        self._hash_fd = fileio.open_append(path)
+
+    # ---- RaftStorage -----------------------------------------------------------------------
+
+    def hard_state(self) -> HardState:
+        return self._hard
+
+    def first_index(self) -> int:
+        return 1
+
+    def last_index(self) -> int:
+        return len(self._terms)
+
+    def term(self, index: int) -> int:
+        if index == 0:
+            return 0
+        if not 1 <= index <= len(self._terms):
+            raise RaftInvariantError(f"term({index}) outside [0, {len(self._terms)}]")
+        return self._terms[index - 1]
+
+    def entries(self, lo: int, hi: int, max_bytes: int) -> list[Entry]:
+        with self._lock:
+            if lo < 1 or hi > len(self._terms) + 1 or lo > hi:
+                raise RaftInvariantError(f"entries[{lo}, {hi}) outside [1, {len(self._terms) + 1})")
+            out = []
+            total = 0
+            for i in range(lo, hi):
+                e = self._entry(i)
+                total += ENTRY_HEAD_BYTES + 4 + len(e.data)
+                if total > max_bytes and out:
+                    break
+                out.append(e)
+            return out
+
+    def set_hard_state(self, hard_state: HardState) -> None:
+        self._hard = hard_state
+
+    def append(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        with self._lock:
+            self._check_open()
+            first = entries[0].index
+            last = len(self._terms)
+            if first < 1 or first > last + 1:
+                raise RaftInvariantError(f"append at {first} leaves a gap after {last}")
+            if first <= self._applied:
+                raise RaftInvariantError(
+                    f"append at {first} would overwrite applied entry {self._applied}"
+                )
+            if first <= last:
+                self._truncate_from(first)
+            for e in entries:
+                if e.index != len(self._terms) + 1:
+                    raise RaftInvariantError("append: entries are not consecutive")
+                if self._written + len(self._wbuf) >= self._segment_bytes:
+                    self._roll(e.index)
+                payload = _ENTRY_HEAD.pack(e.term, e.index, e.type) + e.data
+                self._entry_pos.append(
+                    ((len(self._segs) - 1) << OFFSET_BITS) | (self._written + len(self._wbuf))
+                )
+                self._wbuf += FRAME_HEAD.pack(len(payload), crc32c(payload))
+                self._wbuf += payload
+                self._terms.append(e.term)
+                self._remember(e)
+
+    def _remember(self, e: Entry) -> None:
+        self._tail[e.index] = e
+        self._tail_bytes += len(e.data)
+        while self._tail and (
+            len(self._tail) > TAIL_CACHE_ENTRIES_MAX or self._tail_bytes > TAIL_CACHE_BYTES_MAX
+        ):
+            _, old = self._tail.popitem(last=False)
+            self._tail_bytes -= len(old.data)
+
+    def _truncate_from(self, first: int) -> None:
+        """Drop entries >= first (a leader overwrote a conflicting, uncommitted tail)."""
+        pos = self._entry_pos[first - 1]
+        idx, off = pos >> OFFSET_BITS, pos & OFFSET_MASK
+        while len(self._segs) - 1 > idx:  # whole later segments go
+            seg = self._segs.pop()
+            fileio.close(seg.read_fd)
+            self._retired_fds.append(self._active_fd)
+            fileio.remove(seg.path)
+            self._active_fd = fileio.open_append(self._segs[-1].path)
+            self._written = os.lseek(self._active_fd, 0, os.SEEK_END)
+            self._wbuf = bytearray()
+            self._dir_dirty = True
+        if off >= self._written:
+            del self._wbuf[off - self._written :]
+        else:
+            self._wbuf = bytearray()
+            os.ftruncate(self._active_fd, off)
+            os.lseek(self._active_fd, off, os.SEEK_SET)  # the fd writes at its offset, not at EOF
+            self._written = off
+            self._dirty_fds.add(self._active_fd)
+        del self._terms[first - 1 :]
+        del self._entry_pos[first - 1 :]
+        for i in [i for i in self._tail if i >= first]:
+            self._tail_bytes -= len(self._tail.pop(i).data)
+
+    def _roll(self, first_index: int) -> None:
+        self._spill()
+        fileio.fsync(self._active_fd)
+        self._dirty_fds.discard(self._active_fd)
+        self._retired_fds.append(self._active_fd)
+        self._new_segment(first_index)
+
+    def _new_segment(self, first_index: int) -> None:
+        path = os.path.join(self._dir, f"{first_index:020d}{LOG_SUFFIX}")
+        fd = fileio.open_append(path)
+        fileio.write_all(fd, _seg_header())
+        self._segs.append(_Seg(first_index, path, fileio.open_read(path)))
+        self._active_fd = fd
+        self._written = SEG_HEADER_BYTES
+        self._dirty_fds.add(fd)
+        self._dir_dirty = True
+
+    def _spill(self) -> None:
+        if self._wbuf:
+            fileio.write_all(self._active_fd, self._wbuf)
+            self._written += len(self._wbuf)
+            self._wbuf = bytearray()
+            self._dirty_fds.add(self._active_fd)
+
+    def _sync(self) -> None:
+        with self._lock:
+            for fd in self._retired_fds:
+                fileio.close(fd)
+            self._retired_fds = []
+            self._spill()
+            new_hashes = self._leaf_hashes[self._hashes_written :]
+            if new_hashes:
+                fileio.write_all(self._hash_fd, new_hashes)
+                self._hashes_written += len(new_hashes)
+                self._dirty_fds.add(self._hash_fd)
+            fds = list(self._dirty_fds)
+            self._dirty_fds.clear()
+            dir_dirty, self._dir_dirty = self._dir_dirty, False
+            hard = self._hard
+        for fd in fds:  # the log first: a durable hard state never commits a non-durable entry
+            fileio.fsync(fd)
+        if dir_dirty:
+            fileio.fsync_dir(self._dir)
+        self._persist_hard_state(hard)
+
+    def _persist_hard_state(self, hard: HardState) -> None:
+        old = self._hard_persisted
+        if hard == old:
+            return
+        now = time.monotonic()
+        if (hard.term, hard.vote) == (old.term, old.vote) and now - self._commit_persisted_at < (
+            COMMIT_PERSIST_INTERVAL_S
+        ):
+            return  # only the commit index moved: it may lag (see the module docstring)
+        self._hard_gen += 1
+        body = _STATE.pack(self._hard_gen, hard.term, hard.vote, hard.commit)
+        slot = self._hard_gen % 2
+        os.pwrite(self._state_fd, body + U32.pack(crc32c(body)), slot * _STATE_SLOT_BYTES)
+        fileio.fsync(self._state_fd)
+        self._hard_persisted = hard
+        self._commit_persisted_at = now
+
+    def _entry(self, index: int) -> Entry:
+        e = self._tail.get(index)
+        if e is not None:
+            return e
+        payload = self._entry_payload(index)
+        term, eindex, etype = _ENTRY_HEAD.unpack_from(payload, 0)
+        return Entry(term, eindex, etype, bytes(payload[ENTRY_HEAD_BYTES:]))
+
+    def _entry_payload(self, index: int) -> bytes:
+        pos = self._entry_pos[index - 1]
+        idx, off = pos >> OFFSET_BITS, pos & OFFSET_MASK
+        if idx == len(self._segs) - 1 and off >= self._written:
+            rel = off - self._written
+            (plen,) = U32.unpack_from(self._wbuf, rel)
+            return bytes(self._wbuf[rel + FRAME_HEAD_BYTES : rel + FRAME_HEAD_BYTES + plen])
+        seg = self._segs[idx]
+        head = fileio.pread(seg.read_fd, FRAME_HEAD_BYTES, off)
+        if len(head) < FRAME_HEAD_BYTES:
+            raise CorruptionError(f"entry {index} is missing from its segment", seg.path, off)
+        plen, crc = FRAME_HEAD.unpack(head)
+        payload = fileio.pread(seg.read_fd, plen, off + FRAME_HEAD_BYTES)
+        if len(payload) != plen or crc32c(payload) != crc:
+            raise CorruptionError(f"entry {index} fails its checksum", seg.path, off)
+        return payload
+
+    # ---- the state machine -----------------------------------------------------------------
+
+    @property
+    def applied_index(self) -> int:
+        return self._applied
+
+    def apply_entries(self, entries: list[Entry]) -> list[tuple[int, int, int]]:
+        """Apply committed entries in order; (index, first_seq, last_seq) of each NORMAL entry."""
+        results = []
+        with self._lock:
+            self._check_open()
+            for e in entries:
+                if e.index != self._applied + 1:
+                    raise ScribeError(
+                        f"apply of entry {e.index} after {self._applied}: out of order"
+                    )
+                if e.type == EntryType.NORMAL and e.data:
+                    first = self._next_seq
+                    self._apply_ops(e)
+                    results.append((e.index, first, self._next_seq - 1))
+                self._applied = e.index
+                if e.index > self._hard.commit:
+                    # Applying implies committed; keep the hard state honest for the next persist.
+                    self._hard = self._hard._replace(commit=e.index)
+        return results
+
+    def _apply_ops(self, e: Entry) -> None:
+        ts, ops = decode_ops(e.data)
+        self._entry_ts[e.index] = ts
+        if ts > self._last_ts_ms:
+            self._last_ts_ms = ts
+        latest = self._latest
+        cache = self._cache
+        trusted = self._trusted_hashes
+        for op, key, value, off in ops:
+            seq = self._next_seq
+            prev = latest.get(key) if op != OP_CLEAR else None
+            self._rec_index.append(e.index)
+            self._rec_off.append(off)
+            self._rec_prev.append(-1 if prev is None else (prev if prev >= 0 else ~prev))
+            if len(trusted) >= 32 * (seq + 1):
+                self._leaf_hashes += trusted[32 * seq : 32 * seq + 32]
+            else:
+                self._leaf_hashes += _sha256(
+                    b"\x00" + encode_leaf_data(seq, ts, op, key, value)
+                ).digest()
+            self._next_seq = seq + 1
+            if op == OP_CLEAR:
+                self._clear_seq = seq
+                self._clear_seqs.append(seq)
+                self._live = 0
+                cache.clear()
+                self._cache_bytes = 0
+                continue
+            if prev is None:
+                self._unsorted.append(key)
+            was_live = prev is not None and prev > self._clear_seq
+            if op == OP_PUT:
+                latest[key] = seq
+                self._live += not was_live
+                if trusted:
+                    continue  # replay at open: leave the cache cold
+                self._cache_put(key, value)
+            else:
+                latest[key] = ~seq
+                self._live -= was_live
+                cache.pop(key, None)
+
+    # ---- reads (engines.base.Engine primitives) ------------------------------------------------
+
+    def _read_payload(self, seq: int) -> bytes:
+        """The record in the segment engine's payload layout, rebuilt from the entry holding it."""
+        if not 0 <= seq < len(self._rec_index):
+            raise CorruptionError(f"no record with seq {seq}")
+        index = self._rec_index[seq]
+        e = self._entry(index)
+        data = e.data
+        off = self._rec_off[seq]
+        op, klen = _OP_HEAD.unpack_from(data, off)
+        kstart = off + 5
+        (vlen,) = U32.unpack_from(data, kstart + klen)
+        vstart = kstart + klen + 4
+        ts = self._entry_ts.get(index)
+        if ts is None:
+            ts = _OPS_HEAD.unpack_from(data, 0)[1]
+        prev = self._rec_prev[seq]
+        return (
+            PAYLOAD_HEAD.pack(prev + 1, FLAG_COMMIT, 0, seq, ts, op, klen)
+            + data[kstart : kstart + klen]
+            + U32.pack(vlen)
+            + data[vstart : vstart + vlen]
+        )
+
+    def _hash_pending(self) -> None:
+        """Leaf hashes are computed as entries are applied: nothing is ever pending."""
+
+    def _store(self, frames, keys, ops) -> None:
+        raise ScribeError("a LedgerLog is written through Raft: propose, then apply_entries")
+
+    def put(self, key, value):
+        raise ScribeError("a LedgerLog is written through Raft: propose, then apply_entries")
+
+    def apply(self, ops):
+        raise ScribeError("a LedgerLog is written through Raft: propose, then apply_entries")
+
+    def clear(self):
+        raise ScribeError("a LedgerLog is written through Raft: propose, then apply_entries")
+
+    # ---- closing ---------------------------------------------------------------------------
+
+    def _before_close(self) -> None:
+        # A clean stop persists the exact commit index, so the next open replays everything committed.
+        self._commit_persisted_at = 0.0
+        self._persist_hard_state(self._hard)
+
+    def _close_storage(self) -> None:
+        for fd in [self._active_fd, self._state_fd, self._hash_fd, *self._retired_fds]:
+            if fd >= 0:
+                fileio.close(fd)
+        self._active_fd = self._state_fd = self._hash_fd = -1
+        self._retired_fds = []
+        for seg in self._segs:
+            fileio.close(seg.read_fd)
+        self._segs = []
+        if self._lock_fd >= 0:
+            fileio.unlock_dir(self._lock_fd)
+            self._lock_fd = -1
+
+    @property
+    def path(self) -> str:
+        return self._dir
+
+
+def _entry_follows(data: bytes, bad_off: int, index: int) -> bool:
+    """Is there an intact entry frame after bad_off with one of the next few indexes?"""
+    for i in range(index, index + 4):
+        needle = struct.pack(">Q", i)
+        h = data.find(needle, bad_off + 1)
+        hits = 0
+        while h >= 0 and hits < 10_000:
+            hits += 1
+            cand = h - FRAME_HEAD_BYTES - 8  # the index follows the term in the payload
+            if cand > bad_off and len(data) - cand >= FRAME_HEAD_BYTES:
+                plen, crc = FRAME_HEAD.unpack_from(data, cand)
+                end = cand + FRAME_HEAD_BYTES + plen
+                if ENTRY_HEAD_BYTES <= plen <= FRAME_PAYLOAD_BYTES_MAX and end <= len(data):
+                    if crc32c(memoryview(data)[cand + FRAME_HEAD_BYTES : end]) == crc:
+                        return True
+            h = data.find(needle, h + 1)
+    return False
