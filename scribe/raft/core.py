@@ -145,6 +145,13 @@ class RaftCore:
         else:
             self._tick_election()
 
+    def campaign(self) -> None:
+        """Start an election now (with pre-vote if configured), as if the election timer fired.
+        Lets a runtime skip the first timeout, e.g. for a single-node group at start."""
+        if self.role != Role.LEADER:
+            self.election_elapsed = 0
+            self._campaign(pre_vote=self.config.pre_vote, transfer=False)
+
     def propose(self, data: bytes) -> Proposal:
         """Propose one entry. See propose_batch."""
         return self.propose_batch([data])

@@ -108,6 +108,9 @@ class Simulation:
         self.max_delay_steps = rng.choice((2, 8, 20, 40))
         self.fault_prob = rng.choice((0.02, 0.05, 0.1))
         self.disk_delay_steps = rng.choice((0, 2, 8, 20))
+        # A targeted adversary: cut a leader off right when it is elected or commits, the
+        # moments when the rest of the group knows least about what it did.
+        self.adversary_prob = rng.choice((0.0, 0.0, 0.1, 0.3))
         self.write_prob = rng.choice((0.2, 0.5, 1.0))
         self.read_prob = rng.choice((0.1, 0.3, 0.6))
         self.ids = list(range(1, options.nodes + 1))
@@ -224,6 +227,7 @@ class Simulation:
         node.storage.sync()
         rd, node.outstanding = node.outstanding, None
         self._finish(node, rd)
+        self._adversary(node)
         self._pump(node)
 
     # Network ----------------------------------------------------------------------------------
@@ -246,9 +250,30 @@ class Simulation:
             return
         self._trace(f"deliver {m!r}")
         node.core.step(m)
+        self._adversary(node)
         self._after_input(node)
 
+    def _adversary(self, node: _Node) -> None:
+        core = node.core
+        if self.healing or core.role != Role.LEADER:
+            return
+        news = core.term not in self.leaders or core.commit_index > node.seen_commit
+        if news and self.fault_rng.random() < self.adversary_prob:
+            lid = node.node_id
+            if self.fault_rng.random() < 0.5:
+                self._trace(f"ADVERSARY isolates leader {lid}")
+                self.blocked = {
+                    (a, b) for a in self.ids for b in self.ids if (a == lid) != (b == lid)
+                }
+            else:
+                self._trace(f"ADVERSARY crashes leader {lid}")
+                self._check_node(node)
+                self._crash(node)
+                node.restart_at = self.now + STEPS_PER_TICK * self.fault_rng.randint(1, 30)
+
     def _after_input(self, node: _Node) -> None:
+        if node.core is None:
+            return
         self._pump(node)
         self._check_node(node)
 

@@ -1,0 +1,309 @@
+"""Hand-driven Raft scenarios, each a short story on a LocalCluster (in the spirit of etcd's testdata)."""
+
+import pytest
+
+from scribe.errors import NoLeaderError
+from scribe.raft import (
+    EntryType,
+    MessageType,
+    ProposalDroppedError,
+    RaftConfig,
+    Role,
+)
+from scribe.raft.cluster import LocalCluster
+
+ELECTION = 10
+
+
+def elected(size: int = 3, leader: int = 1, **config) -> LocalCluster:
+    cluster = LocalCluster(size, RaftConfig(**config), encode=True)
+    cluster.elect(leader)
+    assert cluster.leaders() == [leader]
+    return cluster
+
+
+def test_election_from_timeouts_elects_one_leader_and_commits_its_noop() -> None:
+    cluster = LocalCluster(3, encode=True)
+    cluster.tick(3 * ELECTION)
+    assert len(cluster.leaders()) == 1
+    leader = cluster.node(cluster.leader())
+    for node_id in cluster.ids:
+        core = cluster.node(node_id)
+        assert core.term == leader.term and core.leader_id == leader.id
+        assert [e.type for e in cluster.applied[node_id]] == [EntryType.NOOP]
+
+
+def test_split_vote_yields_no_leader_then_a_later_term_resolves_it() -> None:
+    cluster = LocalCluster(3, RaftConfig(pre_vote=False))
+    cluster.isolate(3)
+    cluster.node(1).campaign()
+    cluster.node(2).campaign()  # both candidates of term 1 vote for themselves
+    cluster.stabilize()
+    assert cluster.leaders() == []
+    assert cluster.node(1).term == cluster.node(2).term == 1
+    cluster.heal()
+    cluster.tick(4 * ELECTION)
+    assert len(cluster.leaders()) == 1
+    assert cluster.node(cluster.leader()).term >= 2
+
+
+def test_follower_votes_once_per_term() -> None:
+    cluster = LocalCluster(3, RaftConfig(pre_vote=False))
+    cluster.partition([1, 2], [3])
+    cluster.elect(1)
+    assert cluster.node(2).vote == 1
+    term = cluster.node(1).term
+    cluster.partition([2, 3], [1])
+    # Node 3 campaigns in the same term node 2 already voted in: refused.
+    cluster.node(3).term = term - 1
+    cluster.node(3).campaign()
+    cluster.stabilize()
+    assert cluster.node(3).role == Role.CANDIDATE and cluster.node(3).term == term
+    assert cluster.node(2).vote == 1
+
+
+def test_votes_and_append_acks_wait_for_persistence() -> None:
+    cluster = LocalCluster(3, RaftConfig(pre_vote=False))
+    cluster.node(1).campaign()
+    rd = cluster.node(1).ready()
+    assert rd.hard_state is not None and rd.hard_state.vote == 1
+    # Vote requests depend on our own durable vote: not in this Ready's messages.
+    assert not [m for m in rd.messages if m.type == MessageType.VOTE]
+    cluster.storages[1].set_hard_state(rd.hard_state)
+    cluster.storages[1].sync()
+    cluster.node(1).advance(rd)
+    rd = cluster.node(1).ready()
+    assert {m.to for m in rd.messages if m.type == MessageType.VOTE} == {2, 3}
+    cluster.node(1).advance(rd)
+    vote = next(m for m in rd.messages if m.to == 2)
+    cluster.node(2).step(vote)
+    rd2 = cluster.node(2).ready()
+    assert rd2.hard_state.vote == 1
+    assert not [m for m in rd2.messages if m.type == MessageType.VOTE_RESP]
+    cluster.node(2).advance(rd2)
+    rd2 = cluster.node(2).ready()
+    assert [m.type for m in rd2.messages] == [MessageType.VOTE_RESP]
+
+
+def test_stale_leader_cannot_commit_and_its_entry_is_superseded() -> None:
+    cluster = elected(3, leader=1)
+    cluster.isolate(1)
+    stale = cluster.propose(1, b"lost")
+    cluster.tick(3 * ELECTION, nodes=[2, 3])
+    new_leader = cluster.leader()
+    assert new_leader in (2, 3)
+    assert cluster.node(1).commit_index < stale.index
+    cluster.propose(new_leader, b"kept")
+    cluster.heal()
+    cluster.tick(2 * ELECTION)
+    assert cluster.node(1).role == Role.FOLLOWER
+    entry_terms = cluster.log_terms(1)
+    assert entry_terms[stale.index - 1] != stale.term  # a different term there: certainly failed
+    for node_id in cluster.ids:
+        assert b"lost" not in cluster.applied_data(node_id)
+        assert b"kept" in cluster.applied_data(node_id)
+
+
+def test_follower_with_conflicting_tail_is_repaired_with_few_probes() -> None:
+    cluster = elected(3, leader=1)
+    for n in range(10):
+        cluster.propose(1, b"old-%d" % n)
+    cluster.isolate(1)
+    for n in range(30):
+        cluster.node(1).propose(b"stale-%d" % n)  # never leaves node 1
+    cluster.stabilize()
+    cluster.tick(3 * ELECTION, nodes=[2, 3])
+    for n in range(5):
+        cluster.propose(cluster.leader(), b"new-%d" % n)
+    other = 5 - cluster.leader()
+    cluster.node(cluster.leader()).transfer_leadership(other)  # a third term, longer log
+    cluster.stabilize()
+    for n in range(5):
+        cluster.propose(other, b"newer-%d" % n)
+    cluster.sent.clear()
+    cluster.heal()
+    cluster.tick(2 * ELECTION)
+    assert cluster.log_terms(1) == cluster.log_terms(other)
+    assert cluster.applied_data(1) == cluster.applied_data(other)
+    assert not any(data.startswith(b"stale") for data in cluster.applied_data(1))
+    rejects = [m for m in cluster.messages_of(MessageType.APP_RESP) if m.reject and m.frm == 1]
+    assert 1 <= len(rejects) <= 3  # the term hint skips the 30 stale entries at once
+
+
+def test_partitioned_leader_never_answers_reads() -> None:
+    cluster = elected(3, leader=1)
+    cluster.isolate(1)
+    cluster.node(1).read_index(b"r1")
+    cluster.tick(2 * ELECTION, nodes=[1])  # check-quorum needs up to two election timeouts
+    assert cluster.read_states[1] == []
+    assert cluster.node(1).role == Role.FOLLOWER  # check-quorum stepped it down
+    with pytest.raises(NoLeaderError):
+        cluster.node(1).read_index(b"r2")
+
+
+def test_read_index_on_leader_and_follower() -> None:
+    cluster = elected(3, leader=1)
+    p = cluster.propose(1, b"x")
+    cluster.node(1).read_index(b"on-leader")
+    cluster.node(3).read_index(b"on-follower")
+    cluster.stabilize()
+    assert [(r.index, r.ctx) for r in cluster.read_states[1]] == [(p.index, b"on-leader")]
+    assert [(r.index, r.ctx) for r in cluster.read_states[3]] == [(p.index, b"on-follower")]
+
+
+def test_new_leader_delays_reads_until_its_noop_commits() -> None:
+    cluster = LocalCluster(3)
+    cluster.node(1).campaign()
+    # Walk the election by hand until node 1 leads, before its no-op is committed.
+    while cluster.node(1).role != Role.LEADER:
+        for node_id in cluster.ids:
+            cluster.process_ready(node_id)
+        cluster.deliver()
+    assert cluster.node(1).commit_index < cluster.node(1).last_index
+    cluster.node(1).read_index(b"early")
+    assert cluster.read_states[1] == []
+    cluster.stabilize()
+    noop_index = cluster.node(1).last_index
+    assert [(r.index, r.ctx) for r in cluster.read_states[1]] == [(noop_index, b"early")]
+
+
+def test_prevote_keeps_a_rejoining_node_from_disrupting_the_term() -> None:
+    cluster = elected(3, leader=1)
+    term = cluster.node(1).term
+    cluster.isolate(3)
+    cluster.tick(5 * ELECTION)
+    assert cluster.node(3).term == term  # pre-votes failed, so the term never grew
+    cluster.heal()
+    cluster.tick(2 * ELECTION)
+    assert cluster.leader() == 1 and cluster.node(1).term == term
+
+
+def test_without_prevote_a_rejoining_node_disrupts_the_term() -> None:
+    cluster = elected(3, leader=1, pre_vote=False, check_quorum=False)
+    term = cluster.node(1).term
+    cluster.isolate(3)
+    cluster.tick(5 * ELECTION)
+    assert cluster.node(3).term > term
+    cluster.heal()
+    cluster.tick(3 * ELECTION)
+    assert cluster.node(cluster.leader()).term > term  # contrast with the pre-vote test above
+
+
+def test_check_quorum_leader_steps_down_within_an_election_timeout() -> None:
+    cluster = elected(3, leader=1)
+    cluster.partition([1], [2, 3])
+    ticks = 0
+    while cluster.node(1).role == Role.LEADER and ticks < 3 * ELECTION:
+        cluster.tick(1, nodes=[1])
+        ticks += 1
+    assert cluster.node(1).role == Role.FOLLOWER
+    assert ticks <= 2 * ELECTION  # the first check may still see activity from before the cut
+
+
+def test_leadership_transfer_to_an_up_to_date_follower() -> None:
+    cluster = elected(3, leader=1)
+    cluster.propose(1, b"a")
+    term = cluster.node(1).term
+    cluster.node(1).transfer_leadership(2)
+    with pytest.raises(ProposalDroppedError):
+        cluster.node(1).propose(b"during transfer")
+    cluster.stabilize()
+    assert cluster.leaders() == [2]
+    assert cluster.node(2).term == term + 1
+    assert cluster.messages_of(MessageType.TIMEOUT_NOW)[0].to == 2
+
+
+def test_leadership_transfer_to_a_lagging_follower_catches_it_up_first() -> None:
+    cluster = elected(3, leader=1)
+    cluster.isolate(3)
+    for n in range(10):
+        cluster.propose(1, b"%d" % n)
+    cluster.heal()
+    cluster.node(1).transfer_leadership(3)
+    cluster.stabilize()
+    assert cluster.leaders() == [3]
+    assert cluster.applied_data(3) == [b"%d" % n for n in range(10)]
+
+
+def test_transfer_requested_on_a_follower_goes_to_the_leader() -> None:
+    cluster = elected(3, leader=1)
+    cluster.node(2).transfer_leadership(3)
+    cluster.stabilize()
+    assert cluster.leaders() == [3]
+
+
+def test_node_that_was_down_catches_up() -> None:
+    cluster = elected(3, leader=1, max_entries_per_msg=7)
+    cluster.crash(3)
+    for n in range(50):
+        cluster.node(1).propose(b"%d" % n)
+    cluster.stabilize()
+    assert cluster.node(1).commit_index == 51
+    cluster.restart(3)
+    cluster.tick(2 * ELECTION)
+    assert cluster.log_terms(3) == cluster.log_terms(1)
+    assert cluster.applied_data(3) == [b"%d" % n for n in range(50)]
+
+
+def test_follower_forwards_proposals_and_learns_where_they_landed() -> None:
+    cluster = elected(3, leader=1)
+    forwarded = cluster.node(2).propose_batch([b"x", b"y"])
+    assert forwarded.term == 0 and forwarded.index == 0
+    cluster.stabilize()
+    [outcome] = cluster.proposals[2]
+    assert outcome.request_id == forwarded.request_id
+    assert (outcome.term, outcome.count) == (cluster.node(1).term, 2)
+    assert cluster.applied[2][outcome.index - 1].data == b"x"
+
+
+def test_propose_without_a_leader_raises_no_leader() -> None:
+    cluster = LocalCluster(3)
+    with pytest.raises(NoLeaderError):
+        cluster.node(1).propose(b"x")
+
+
+def test_too_many_uncommitted_entries_are_refused() -> None:
+    cluster = elected(3, leader=1, max_pending_proposals=5)
+    cluster.isolate(1)
+    for n in range(5):
+        cluster.node(1).propose(b"%d" % n)
+    with pytest.raises(ProposalDroppedError):
+        cluster.node(1).propose(b"one too many")
+
+
+def test_appends_respect_batch_limits_and_the_inflight_window() -> None:
+    cluster = elected(
+        3, leader=1, max_entries_per_msg=4, max_bytes_per_msg=200, max_inflight_msgs=2
+    )
+    cluster.inbox.clear()
+    for n in range(40):
+        cluster.node(1).propose(bytes(30) + b"%d" % n)
+    cluster.process_ready(1)
+    apps = [m for m in cluster.inbox if m.type == MessageType.APP and m.to == 2]
+    assert len(apps) == 2  # the window holds two unacknowledged appends
+    for m in apps:
+        assert 1 <= len(m.entries) <= 4
+        assert sum(len(e.data) + 21 for e in m.entries) <= 200 or len(m.entries) == 1
+    cluster.stabilize()
+    assert all(cluster.node(i).commit_index == 41 for i in cluster.ids)
+
+
+def test_single_node_group_commits_alone() -> None:
+    cluster = LocalCluster(1)
+    cluster.elect(1)
+    p = cluster.propose(1, b"solo")
+    assert cluster.node(1).commit_index == p.index
+    cluster.node(1).read_index(b"r")
+    cluster.stabilize()
+    assert cluster.read_states[1][0].index == p.index
+
+
+def test_restart_keeps_term_vote_and_log() -> None:
+    cluster = elected(3, leader=1)
+    cluster.propose(1, b"a")
+    before = (cluster.node(2).term, cluster.node(2).vote, cluster.log_terms(2))
+    cluster.crash(2)
+    cluster.restart(2)
+    assert (cluster.node(2).term, cluster.node(2).vote, cluster.log_terms(2)) == before
+    cluster.tick(ELECTION)
+    assert cluster.applied_data(2) == [b"a"]
