@@ -322,7 +322,7 @@ class SegmentEngine(Engine):
             self._clear_seq = self._clear_seqs[-1]
         clear_seq = self._clear_seq
         self._live = sum(1 for s in self._latest.values() if s > clear_seq)
-        self._unsorted = list(self._latest)
+        self._unsorted.extend(self._latest)
         if self._positions:
             last = self._read_payload(len(self._positions) - 1)
             self._last_ts_ms = PAYLOAD_HEAD.unpack_from(last, 0)[4]
@@ -436,16 +436,17 @@ class SegmentEngine(Engine):
         if hashed >= n:
             return
         # Every unhashed record is still in the write buffer: _spill hashes before it writes.
-        rel = (self._positions[hashed] & OFFSET_MASK) - self._written
-        out = []
-        unpack = U32.unpack_from
+        # The frames of consecutive seqs are contiguous and end where the buffer ends, so each
+        # record's hash input runs from its start + _HASH_IN_FRAME to the next record's start.
+        base = self._written
+        starts = [(p & OFFSET_MASK) - base for p in self._positions[hashed:n]]
+        starts.append(len(self._wbuf))
+        sha = _sha256
         with memoryview(self._wbuf) as mv:
-            # The frames of consecutive seqs are contiguous in the buffer: walk them in order.
-            for _ in range(n - hashed):
-                (plen,) = unpack(mv, rel)
-                end = rel + FRAME_HEAD_BYTES + plen
-                out.append(_sha256(mv[rel + _HASH_IN_FRAME : end]).digest())
-                rel = end
+            out = [
+                sha(mv[a + _HASH_IN_FRAME : b]).digest()
+                for a, b in zip(starts, starts[1:], strict=False)
+            ]
         self._leaf_hashes += b"".join(out)
 
     def _spill(self) -> None:
