@@ -154,6 +154,9 @@ class RaftCore:
 
     def propose(self, data: bytes) -> Proposal:
         """Propose one entry. See propose_batch."""
+        if self.role == Role.LEADER and type(data) is bytes:  # the hot path, kept short
+            first = self._leader_append((data,), EntryType.NORMAL)
+            return Proposal(self._new_request_id(), self.term, first, 1)
         return self.propose_batch([data])
 
     def propose_batch(
@@ -653,7 +656,10 @@ class RaftCore:
             )
         term = self.term
         first = last + 1
-        log.append([Entry(term, first + i, entry_type, data) for i, data in enumerate(datas)])
+        if len(datas) == 1:
+            log.append([Entry(term, first, entry_type, datas[0])])
+        else:
+            log.append([Entry(term, first + i, entry_type, d) for i, d in enumerate(datas)])
         self._flush_appends = True
         return first
 
