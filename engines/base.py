@@ -25,8 +25,13 @@ from collections.abc import Iterator
 from crc32c import crc32c
 from sortedcontainers import SortedList
 
-from scribe.errors import ClosedError, CorruptionError, ScribeError
-from scribe.limits import CACHE_BYTES_DEFAULT, CACHE_ENTRY_FRACTION
+from scribe.errors import ClosedError, CorruptionError, InvalidArgumentError, ScribeError
+from scribe.limits import (
+    CACHE_BYTES_DEFAULT,
+    CACHE_ENTRY_FRACTION,
+    KEY_BYTES_MAX,
+    VALUE_BYTES_MAX_LIMIT,
+)
 from scribe.records import OP_CLEAR, OP_DELETE, OP_PUT, Record, Version
 
 from .format import (
@@ -99,6 +104,8 @@ class Engine(abc.ABC):
         self._leaf_hashes = bytearray()
         self._closed = False
         self._failed: BaseException | None = None
+        # put(key, value) -> seq for bytes within the limits; see _make_put.
+        self.put = self._make_put()
 
     # ---- storage, implemented by subclasses -------------------------------------------------
 
@@ -173,47 +180,78 @@ class Engine(abc.ABC):
             for k in list(itertools.islice(iter(cache), n)):
                 self._cache_bytes -= len(cache.pop(k))
 
-    def put(self, key: bytes, value: bytes) -> int:
-        # The hottest path of the library: everything is inlined (see apply() for the general case).
-        with self._lock:
-            if self._closed or self._failed is not None:
-                self._check_open()
-            seq = self._next_seq
-            latest = self._latest
-            prev = latest.get(key)
-            if prev is None:
-                prev1 = 0
-            else:
-                prev1 = (prev if prev >= 0 else ~prev) + 1
-            ts = _time_ns() // 1_000_000
+    def _make_put(self, value_bytes_max: int = VALUE_BYTES_MAX_LIMIT, slow=None):
+        """Build `put(key, value) -> seq`: the hottest path of the library, as one closure.
+
+        Containers never rebound after __init__ are cell variables, so a put skips a dozen
+        attribute lookups (scalars stay on self). Arguments that are not plain bytes within the
+        limits go to `slow(key, value)`, which converts or rejects them; without `slow` they raise.
+        See apply() for the general, batched case.
+        """
+        lock = self._lock
+        latest = self._latest
+        latest_get = latest.get
+        unsorted_append = self._unsorted.append
+        store_one = self._store_one
+        head_pack = _payload_head_pack
+        u32_pack = _u32_pack
+        frame_pack = _frame_head_pack
+        time_ns = _time_ns
+        key_bytes_max = KEY_BYTES_MAX
+
+        def put(key: bytes, value: bytes) -> int:
             if (
-                ts < self._last_ts_ms
-            ):  # keep ledger time non-decreasing if the wall clock steps back
-                ts = self._last_ts_ms
-            else:
-                self._last_ts_ms = ts
-            payload = (
-                _payload_head_pack(prev1, FLAG_COMMIT, 0, seq, ts, OP_PUT, len(key))
-                + key
-                + _u32_pack(len(value))
-                + value
-            )
-            self._store_one(_frame_head_pack(len(payload), crc32c(payload)), payload, key, OP_PUT)
-            self._next_seq = seq + 1
-            latest[key] = seq
-            if prev is None:
-                self._unsorted.append(key)
-                self._live += 1
-            elif prev <= self._clear_seq:
-                self._live += 1
-            if len(value) <= self._cache_entry_max:
-                self._cache[key] = value
-                self._cache_bytes += len(value)
-                if self._cache_bytes > self._cache_bytes_max:
-                    self._evict()
-            else:
-                self._cache.pop(key, None)
-            return seq
+                key.__class__ is not bytes
+                or value.__class__ is not bytes
+                or not key
+                or len(key) > key_bytes_max
+                or len(value) > value_bytes_max
+            ):
+                if slow is None:
+                    raise InvalidArgumentError("put takes a non-empty bytes key and a bytes value")
+                return slow(key, value)
+            with lock:
+                if self._closed or self._failed is not None:
+                    self._check_open()
+                seq = self._next_seq
+                prev = latest_get(key)
+                ts = time_ns() // 1_000_000
+                if ts < self._last_ts_ms:  # ledger time never goes back, even if the clock does
+                    ts = self._last_ts_ms
+                else:
+                    self._last_ts_ms = ts
+                payload = (
+                    head_pack(
+                        0 if prev is None else (prev if prev >= 0 else ~prev) + 1,
+                        FLAG_COMMIT,
+                        0,
+                        seq,
+                        ts,
+                        OP_PUT,
+                        len(key),
+                    )
+                    + key
+                    + u32_pack(len(value))
+                    + value
+                )
+                store_one(frame_pack(len(payload), crc32c(payload)), payload, key, OP_PUT)
+                self._next_seq = seq + 1
+                latest[key] = seq
+                if prev is None:
+                    unsorted_append(key)
+                    self._live += 1
+                elif prev <= self._clear_seq:
+                    self._live += 1
+                if len(value) <= self._cache_entry_max:
+                    self._cache[key] = value
+                    self._cache_bytes += len(value)
+                    if self._cache_bytes > self._cache_bytes_max:
+                        self._evict()
+                else:
+                    self._cache.pop(key, None)
+                return seq
+
+        return put
 
     def apply(self, ops: list[tuple[int, bytes, bytes]]) -> int:
         """Append a group of (op, key, value) atomically; returns the last seq."""
@@ -378,7 +416,7 @@ class Engine(abc.ABC):
     def _merge_sorted(self) -> None:
         if self._unsorted:
             self._sorted.update(self._unsorted)
-            self._unsorted = []
+            self._unsorted.clear()  # in place: the put closure holds this list
 
     def scan(
         self, start: bytes | None = None, end: bytes | None = None, prefix: bytes | None = None

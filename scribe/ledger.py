@@ -19,6 +19,7 @@ from .limits import (
     KEY_BYTES_MAX,
     SEGMENT_BYTES_DEFAULT,
     VALUE_BYTES_MAX_DEFAULT,
+    VALUE_BYTES_MAX_LIMIT,
 )
 from .merkle import MerkleTree
 from .records import OP_DELETE, OP_PUT, Proof, Record, TreeHead, Version
@@ -77,6 +78,8 @@ class Ledger:
         ):
             if not isinstance(val, int) or isinstance(val, bool) or val < 0:
                 raise InvalidArgumentError(f"{name} must be a non-negative int, not {val!r}")
+        if max_value_bytes > VALUE_BYTES_MAX_LIMIT:
+            raise InvalidArgumentError(f"max_value_bytes must be at most {VALUE_BYTES_MAX_LIMIT}")
         self._path = str(path)
         self._max_value_bytes = max_value_bytes
         self._temp = False
@@ -102,6 +105,11 @@ class Ledger:
                 daemon=True,
             )
             self._flusher.start()
+        if not self._sync_each_write:
+            # The hot path: one closure that checks plain bytes itself and sends anything else
+            # (str, bytes-like, bad input) through _put_slow. Shadows the put method below.
+            self.put = self._engine._make_put(max_value_bytes, self._put_slow)
+            self.put.__doc__ = Ledger.put.__doc__
         _open_ledgers.add(self)
 
     @classmethod
@@ -116,6 +124,13 @@ class Ledger:
 
     def put(self, key: str | bytes, value: str | bytes) -> int:
         """Append a new version of key; returns the record's seq."""
+        seq = self._put_slow(key, value)
+        if self._sync_each_write:
+            self._engine.sync()
+        return seq
+
+    def _put_slow(self, key: Any, value: Any) -> int:
+        """Convert and check put's arguments (raising InvalidArgumentError), then append."""
         k = key if key.__class__ is bytes else _coerce(key, "key")
         if not k or len(k) > KEY_BYTES_MAX:
             _key(k)  # raises the precise error
@@ -124,10 +139,7 @@ class Ledger:
             raise InvalidArgumentError(
                 f"value is {len(v)} bytes, over the limit of {self._max_value_bytes}"
             )
-        seq = self._engine.put(k, v)
-        if self._sync_each_write:
-            self._engine.sync()
-        return seq
+        return self._engine.put(k, v)
 
     def delete(self, key: str | bytes) -> int:
         """Append a tombstone for key (history stays); returns its seq."""

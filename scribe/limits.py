@@ -12,3 +12,5 @@ FRAME_PAYLOAD_BYTES_MAX = 1024 * 1024 * 1024
 WRITE_BUFFER_BYTES_MAX = 8 * 1024 * 1024
 # Values larger than this fraction of the cache are not cached: one huge value must not flush the cache.
 CACHE_ENTRY_FRACTION = 8
+# The largest value any engine accepts (a frame must hold the key, the value and its headers).
+VALUE_BYTES_MAX_LIMIT = FRAME_PAYLOAD_BYTES_MAX - KEY_BYTES_MAX - 1024
