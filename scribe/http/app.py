@@ -11,12 +11,15 @@ Keys that collide with a route name (`health`, `put`, `cluster`, ...) are reache
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from scribe.records import Record, Version
+from scribe.errors import KeyNotFoundError
+from scribe.records import Proof, Record, Version
+from scribe.signing import SignedTreeHead
 
 from . import openapi
 from .backend import Backend, Member, WriteResult
@@ -81,6 +84,22 @@ def _member_json(member: Member | None) -> dict[str, Any]:
         "raft_port": member.raft_port,
         "role": member.role,
         "url": url,
+        "public_key": member.public_key.hex() if member.public_key else None,
+    }
+
+
+def _proof_json(proof: Proof, head: SignedTreeHead) -> dict[str, Any]:
+    return {
+        "seq": proof.seq,
+        "ts_ms": proof.ts_ms,
+        "op": proof.op,
+        "key_b64": _b64(bytes(proof.key)),
+        "value_b64": _b64(bytes(proof.value)),
+        "leaf_hash": proof.leaf_hash.hex(),
+        "tree_size": proof.tree_size,
+        "root": proof.root.hex(),
+        "audit_path": [h.hex() for h in proof.audit_path],
+        "signed_tree_head": head.to_json(),
     }
 
 
@@ -251,7 +270,13 @@ class _Api:
 
     def members(self) -> Response:
         query_args(request, ())
-        return jsonify(members=[_member_json(m) for m in self.backend.members()])
+        own_id = self.backend.health().node_id
+        own_key = self.backend.public_key()
+        members = [
+            m if m.public_key or m.id != own_id else dataclasses.replace(m, public_key=own_key)
+            for m in self.backend.members()
+        ]
+        return jsonify(members=[_member_json(m) for m in members])
 
     def leader(self) -> Response:
         query_args(request, ())
@@ -268,6 +293,35 @@ class _Api:
     def status(self) -> Response:
         query_args(request, ())
         return jsonify(dict(self.backend.status()))
+
+    # ---- verification ------------------------------------------------------------------------
+
+    def tree_head(self) -> Response:
+        query_args(request, ())
+        return jsonify(self.backend.signed_tree_head().to_json())
+
+    def verify(self, key: str) -> Response:
+        args = query_args(request, ("seq",))
+        k = key_from_path(request, key)
+        seq = int_arg(args, "seq", -1, 0, SEQ_MAX) if "seq" in args else None
+        try:
+            proof, head = self.backend.prove(k, seq)
+        except KeyNotFoundError as exc:
+            message = str(exc.args[0]) if exc.args else f"key {key!r} not found"
+            raise ApiError(404, "key_not_found", message) from None
+        return jsonify(_proof_json(proof, head))
+
+    def consistency(self) -> Response:
+        args = query_args(request, ("first", "second"))
+        for name in ("first", "second"):
+            if name not in args:
+                raise bad_request(f"missing query parameter {name!r}")
+        first = int_arg(args, "first", 0, 0, SEQ_MAX)
+        second = int_arg(args, "second", 0, 0, SEQ_MAX)
+        if first > second:
+            raise bad_request(f"first={first} is larger than second={second}")
+        proof = self.backend.consistency(first, second)
+        return jsonify(first=first, second=second, proof=[h.hex() for h in proof])
 
 
 def create_app(
@@ -323,6 +377,9 @@ def create_app(
     route("/cluster/leader", "cluster_leader", api.leader, ["GET"])
     route("/cluster/status", "cluster_status", api.status, ["GET"])
     route("/metrics", "metrics", metrics.exposition, ["GET"])
+    route("/tree/head", "tree_head", api.tree_head, ["GET"])
+    route("/tree/consistency", "tree_consistency", api.consistency, ["GET"])
+    route("/verify/<path:key>", "verify", api.verify, ["GET"])
     document = openapi.document(max_value_bytes=max_value_bytes, auth=api_token is not None)
     route("/openapi.json", "openapi", lambda: jsonify(document), ["GET"])
 

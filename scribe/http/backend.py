@@ -22,7 +22,8 @@ from typing import Any, Literal, NamedTuple
 
 from prometheus_client import CollectorRegistry
 
-from scribe.records import Record, Version
+from scribe.records import Proof, Record, Version
+from scribe.signing import SignedTreeHead
 
 Consistency = Literal["linearizable", "stale"]
 CONSISTENCY_LEVELS: tuple[str, ...] = ("linearizable", "stale")
@@ -60,6 +61,8 @@ class Member:
     client_port: int | None
     raft_port: int | None
     role: str | None  # what this node knows of the member's role; None when unknown
+    # The member's Ed25519 public key (raw), when known; the API fills in this node's own key.
+    public_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,25 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def status(self) -> Mapping[str, Any]:
         """JSON-ready details: at least node_id, role, leader_id, term, commit_index, applied_index."""
+
+    # ---- verification (scribe.http.verifiable.VerifiableBackend implements all four) ---------
+
+    @abc.abstractmethod
+    def public_key(self) -> bytes:
+        """This node's raw Ed25519 public key (32 bytes), the one that signs its tree heads."""
+
+    @abc.abstractmethod
+    def signed_tree_head(self) -> SignedTreeHead:
+        """The tree over every record this node holds, signed now (over durable records only)."""
+
+    @abc.abstractmethod
+    def prove(self, key: bytes, seq: int | None = None) -> tuple[Proof, SignedTreeHead]:
+        """Inclusion proof of the key's newest record (or its version `seq`) and the signed head
+        of the same tree size. KeyNotFoundError when the key or version does not exist."""
+
+    @abc.abstractmethod
+    def consistency(self, first: int, second: int) -> list[bytes]:
+        """RFC 9162 consistency proof; InvalidArgumentError unless 0 <= first <= second <= size."""
 
     def metrics_registry(self) -> CollectorRegistry | None:
         """The backend's own Prometheus metrics (ledger, Raft), appended to GET /metrics."""

@@ -30,6 +30,7 @@ from .backend import (
     Member,
     WriteResult,
 )
+from .verifiable import VerifiableBackend
 
 # A single node is the leader of one everlasting term.
 _TERM = 1
@@ -50,10 +51,11 @@ class _LedgerCollector(Collector):
         return [records, keys]
 
 
-class LedgerBackend(Backend):
+class LedgerBackend(VerifiableBackend, Backend):
     """A Backend over one scribe.Ledger; `index` is seq + 1 (one log entry per record).
 
-    The ledger is thread-safe (DESIGN §3), so reads go straight to it.
+    The ledger is thread-safe (DESIGN §3), so reads go straight to it. Tree heads are signed with
+    the key in `key_dir` (default: the ledger's directory), created on first use.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class LedgerBackend(Backend):
         *,
         host: str = "127.0.0.1",
         client_port: int | None = None,
+        key_dir: str | None = None,
     ):
         self.ledger = ledger
         self.node_id = node_id
@@ -87,6 +90,7 @@ class LedgerBackend(Backend):
             registry=self._registry,
         )
         self._registry.register(_LedgerCollector(self))
+        self.init_verification(key_dir if key_dir is not None else ledger.path, prover=ledger)
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -124,6 +128,15 @@ class LedgerBackend(Backend):
             self._flushing = False
             self._durable_seq = max(self._durable_seq, target)
             self._durable.notify_all()
+
+    def ensure_durable(self, size: int) -> None:
+        """Flush (shared with concurrent writers) unless records 0..size-1 are known durable."""
+        if size <= 0:
+            return
+        with self._write_lock:
+            # Records may have been appended to the ledger directly, not through this backend.
+            self._written_seq = max(self._written_seq, size - 1)
+        self._wait_durable(size - 1)
 
     def put(self, key: bytes, value: bytes) -> WriteResult:
         return self._write(lambda: self.ledger.put(key, value), 1)

@@ -25,6 +25,7 @@ def _error(description: str) -> dict[str, Any]:
 _INT = {"type": "integer", "format": "int64"}
 _STR = {"type": "string"}
 _NULLABLE_STR = {"type": "string", "nullable": True}
+_HEX = {"type": "string", "pattern": "^[0-9a-f]*$", "description": "lowercase hex"}
 _KEY = {
     "name": "key",
     "in": "path",
@@ -229,6 +230,62 @@ _SCHEMAS: dict[str, Any] = {
             "raft_port": {**_INT, "nullable": True},
             "role": _NULLABLE_STR,
             "url": _NULLABLE_STR,
+            "public_key": {
+                **_NULLABLE_STR,
+                "description": "hex of the member's raw Ed25519 key, when known",
+            },
+        },
+    },
+    "SignedTreeHead": {
+        "type": "object",
+        "required": ["tree_size", "root", "ts_ms", "signature", "public_key"],
+        "description": "Ed25519 signature over u64be(tree_size) || root || u64be(ts_ms)",
+        "properties": {
+            "tree_size": _INT,
+            "root": {**_HEX, "description": "RFC 9162 Merkle root, 32 bytes"},
+            "ts_ms": {**_INT, "description": "when the node signed the head (ms since the epoch)"},
+            "signature": {**_HEX, "description": "raw Ed25519 signature, 64 bytes"},
+            "public_key": {**_HEX, "description": "the node's raw Ed25519 public key, 32 bytes"},
+        },
+    },
+    "InclusionProof": {
+        "type": "object",
+        "required": [
+            "seq",
+            "ts_ms",
+            "op",
+            "key_b64",
+            "value_b64",
+            "leaf_hash",
+            "tree_size",
+            "root",
+            "audit_path",
+            "signed_tree_head",
+        ],
+        "properties": {
+            "seq": _INT,
+            "ts_ms": _INT,
+            "op": {"type": "integer", "description": "1 put, 2 delete, 3 clear"},
+            "key_b64": {**_STR, "format": "byte"},
+            "value_b64": {**_STR, "format": "byte"},
+            "leaf_hash": {**_HEX, "description": "SHA-256(0x00 || leaf_data)"},
+            "tree_size": _INT,
+            "root": _HEX,
+            "audit_path": {
+                "type": "array",
+                "items": _HEX,
+                "description": "RFC 9162 §2.1.3 inclusion path, leaf level first",
+            },
+            "signed_tree_head": _ref("SignedTreeHead"),
+        },
+    },
+    "ConsistencyProof": {
+        "type": "object",
+        "required": ["first", "second", "proof"],
+        "properties": {
+            "first": _INT,
+            "second": _INT,
+            "proof": {"type": "array", "items": _HEX, "description": "RFC 9162 §2.1.4"},
         },
     },
     "Leader": {
@@ -318,6 +375,25 @@ def document(*, max_value_bytes: int, auth: bool) -> dict[str, Any]:
         "/cluster/leader": _get("The current leader, if known", _ref("Leader")),
         "/cluster/status": _get("Raft and ledger status of this node", {"type": "object"}),
         "/openapi.json": _get("This document", {"type": "object"}),
+        "/tree/head": _get("The node's signed tree head over every record", _ref("SignedTreeHead")),
+        "/tree/consistency": _get(
+            "Proof that the tree of `first` records is a prefix of the tree of `second` records",
+            _ref("ConsistencyProof"),
+            [
+                {**_query_int("first", "size of the older tree", 2**63 - 1), "required": True},
+                {**_query_int("second", "size of the newer tree", 2**63 - 1), "required": True},
+            ],
+            {"400": _error("missing, malformed or out-of-range sizes")},
+        ),
+        "/verify/{key}": _get(
+            "Inclusion proof of the key's newest record, with the signed head of the same tree",
+            _ref("InclusionProof"),
+            [_KEY, _query_int("seq", "prove this older version of the key instead", 2**63 - 1)],
+            {
+                "404": _error("the key (or that version of it) was never written"),
+                "400": _error("bad key or query parameter"),
+            },
+        ),
     }
     paths["/metrics"] = {
         "get": {

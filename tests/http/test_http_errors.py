@@ -194,7 +194,7 @@ def test_token_is_never_logged(make_client, caplog):
 
 
 @pytest.mark.parametrize(
-    "url", ["/", "/cluster/nothing", "/kv/", "/get/", "/history/", "/tree/head", "/verify/k"]
+    "url", ["/", "/cluster/nothing", "/kv/", "/get/", "/history/", "/tree/nothing", "/verify/"]
 )
 def test_unknown_route_is_json_404(client, url):
     assert error_of(client.get(url), 404) == "not_found"

@@ -29,6 +29,7 @@ def test_cluster_routes(client):
             "raft_port": None,
             "role": "leader",
             "url": "http://127.0.0.1:8080",
+            "public_key": client.get("/tree/head").get_json()["public_key"],
         }
     ]
     leader = client.get("/cluster/leader").get_json()
