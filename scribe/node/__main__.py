@@ -1,0 +1,61 @@
+"""`python -m scribe.node --config config-node1.toml [--node-id 1]` (console script scribe-node).
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 on a bad config or bad arguments, 1 when the
+node cannot start (port in use, data directory locked) or fails while running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import uvloop
+
+from scribe.config import load_config_or_exit
+from scribe.errors import ScribeError
+from scribe.node.logs import setup_logging
+from scribe.node.node import Node, NodeStartError, install_signal_handlers
+
+PROG = "scribe-node"
+EXIT_START_FAILED = 1
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description="Run one Scribe Ledger node.")
+    parser.add_argument("--config", required=True, help="the node's TOML config file")
+    parser.add_argument("--node-id", type=int, help="override [node] id from the config")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+    parser.add_argument("--log-file", help="append logs to this file instead of stderr")
+    return parser.parse_args(argv)
+
+
+async def _serve(node: Node) -> None:
+    install_signal_handlers(node)
+    await node.serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = load_config_or_exit(args.config, args.node_id, prog=PROG)
+    context = setup_logging(config.node_id, args.log_level, args.log_file)
+    node = Node(config, context_filter=context)
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(node))
+    except NodeStartError as exc:
+        print(f"{PROG}: cannot start node {config.node_id}: {exc}", file=sys.stderr)
+        return EXIT_START_FAILED
+    except ScribeError as exc:
+        logging.getLogger("scribe.node").critical("node failed: %s", exc, exc_info=True)
+        return EXIT_START_FAILED
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Every limit of the node runtime, in one place, with units in the names."""
+
+# A write is answered 504 outcome_unknown when its entry is not applied within this time.
+WRITE_TIMEOUT_MS = 5000
+# A linearizable read is answered 503 no_leader when no leader confirmed a read index in time.
+READ_TIMEOUT_MS = 5000
+# The HTTP thread waits this much longer than the loop-side deadline, so the loop's answer wins.
+THREAD_WAIT_SLACK_MS = 1000
+# On SIGTERM a leader hands leadership over and waits at most this long for it to move.
+TRANSFER_WAIT_MS = 2000
+# After the transfer, pending work gets this long to drain before the node closes.
+STOP_DRAIN_MS = 300
+# Waitress worker threads of a node: each blocks on one client request while Raft works, so
+# there must be enough of them for concurrent clients to share one fsync (group commit).
+HTTP_THREADS = 32
+# Proposals drained into one Ready: bounds a Ready's size under a flood of writes.
+PROPOSALS_PER_READY_MAX = 4096
+# (index -> term, last seq) of recently applied entries, kept for writes placed after they applied.
+APPLIED_RESULTS_KEPT = 65536
+# How often the loop sweeps waiters past their deadline.
+SWEEP_INTERVAL_MS = 200

@@ -1,0 +1,539 @@
+"""NodeRuntime: the one asyncio loop that drives a RaftCore (etcd-io/raft style).
+
+Inputs: ticks every tick_ms, frames from the transport, proposals and reads handed over by the
+HTTP threads. Output, per Ready, in this order: write hard state and entries, send the messages
+(the core holds back any message that needs this Ready to be durable), ONE fsync in a thread
+executor (the loop keeps receiving meanwhile; proposals that arrive during the fsync go into the
+next Ready: group commit), apply committed entries and answer the writes waiting on them, serve
+reads whose read index is applied, advance.
+
+The runtime owns the core and the log: both are touched only from the loop thread. HTTP threads
+call submit_write / submit_read, which hop onto the loop with call_soon_threadsafe and return a
+concurrent.futures.Future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from scribe.errors import NoLeaderError, OutcomeUnknownError, ScribeError
+from scribe.http.backend import WriteResult
+from scribe.node.limits import (
+    APPLIED_RESULTS_KEPT,
+    PROPOSALS_PER_READY_MAX,
+    READ_TIMEOUT_MS,
+    SWEEP_INTERVAL_MS,
+    WRITE_TIMEOUT_MS,
+)
+from scribe.node.metrics import NodeMetrics
+from scribe.raft import (
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    RaftCore,
+    Ready,
+    Role,
+    WireError,
+    decode_message,
+    encode_message,
+)
+
+log = logging.getLogger("scribe.node")
+
+_READ_CTX_BYTES = 8
+
+
+class StateLog(Protocol):
+    """What the runtime needs from its log besides being the core's RaftStorage
+    (engines.raftlog.LedgerLog is the product one)."""
+
+    applied_index: int
+
+    def set_hard_state(self, hard_state: HardState) -> None: ...
+
+    def append(self, entries: list[Entry]) -> None: ...
+
+    def sync(self) -> None: ...
+
+    def apply_entries(self, entries: Sequence[Entry]) -> list[tuple[int, int, int]]: ...
+
+
+class _Write:
+    """A client write waiting for its entry: placed once (term, index) are known."""
+
+    __slots__ = ("data", "future", "deadline", "term", "index")
+
+    def __init__(self, data: bytes, future: concurrent.futures.Future, deadline: float) -> None:
+        self.data = data
+        self.future = future
+        self.deadline = deadline
+        self.term = 0
+        self.index = 0
+
+
+class _ReadGroup:
+    """Reads that share one ReadIndex request (etcd batches linearizable reads the same way)."""
+
+    __slots__ = ("reads", "index", "deadline")
+
+    def __init__(self, reads: list[tuple[Callable[[], Any], concurrent.futures.Future]]) -> None:
+        self.reads = reads
+        self.index = -1  # -1 until the leader answers
+        self.deadline = 0.0
+
+
+def _settle(future: concurrent.futures.Future, result: Any = None, error: Exception | None = None):
+    """Complete a future unless it is done already (a client may have given up on it)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class NodeRuntime:
+    """One node's Raft loop. Build it, then `await run()` on the loop; `stop()` ends it."""
+
+    def __init__(
+        self,
+        core: RaftCore,
+        state_log: StateLog,
+        transport: Any,
+        tick_ms: int,
+        metrics: NodeMetrics | None = None,
+        write_timeout_ms: int = WRITE_TIMEOUT_MS,
+        read_timeout_ms: int = READ_TIMEOUT_MS,
+    ) -> None:
+        if tick_ms <= 0:
+            raise ValueError(f"tick_ms must be positive, got {tick_ms}")
+        self.core = core
+        self.log = state_log
+        self.transport = transport
+        self.node_id = core.id
+        self.tick_s = tick_ms / 1000.0
+        self.write_timeout_s = write_timeout_ms / 1000.0
+        self.read_timeout_s = read_timeout_ms / 1000.0
+        self.metrics = metrics if metrics is not None else NodeMetrics(core.id, core.peers)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # Published for other threads (health, logging): plain attributes, replaced atomically.
+        self.role = Role.FOLLOWER
+        self.leader_id = 0
+        self.term = core.term
+        self.commit_index = core.commit_index
+        self.applied_index = core.applied_index
+        self.last_index = core.last_index
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._stopped: asyncio.Event | None = None
+        self._proposals: collections.deque[_Write] = collections.deque()
+        self._by_request: dict[int, list[_Write]] = {}  # forwarded proposals awaiting placement
+        self._by_index: dict[int, _Write] = {}  # placed writes awaiting their entry
+        self._applied_results: collections.OrderedDict[int, tuple[int, int]] = (
+            collections.OrderedDict()
+        )  # index -> (term, last seq) of recent NORMAL entries
+        self._new_reads: list[tuple[Callable[[], Any], concurrent.futures.Future]] = []
+        self._read_groups: dict[bytes, _ReadGroup] = {}
+        self._ready_reads: list[_ReadGroup] = []  # read index known, waiting for apply
+        self._read_ctx_counter = 0
+        self._tasks: list[asyncio.Task] = []
+
+    # ---- called from any thread --------------------------------------------------------------
+
+    def submit_write(self, data: bytes) -> concurrent.futures.Future:
+        """Propose one NORMAL entry; the future gets a WriteResult or a ScribeError."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._loop().call_soon_threadsafe(self._on_write, data, future)
+        return future
+
+    def submit_read(self, read: Callable[[], Any], linearizable: bool) -> concurrent.futures.Future:
+        """Run `read` on the loop thread (the log is not shared across threads); linearizable
+        reads run once the applied index reaches a read index confirmed by the leader."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._loop().call_soon_threadsafe(self._on_read, read, linearizable, future)
+        return future
+
+    def call(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        """Run fn on the loop thread and hand back its result (status snapshots, metrics)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                _settle(future, fn())
+            except Exception as exc:  # handed to the calling thread, which re-raises it
+                _settle(future, error=exc)
+
+        self._loop().call_soon_threadsafe(run)
+        return future
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        loop = self.loop
+        if loop is None or self._stopping:
+            raise NoLeaderError(f"node {self.node_id} is not running")
+        return loop
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Drive the core until stop(). The transport must be started already."""
+        self.loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._publish()
+        self._tasks = [
+            asyncio.create_task(self._tick_loop(), name="raft-tick"),
+            asyncio.create_task(self._recv_loop(), name="raft-recv"),
+            asyncio.create_task(self._sweep_loop(), name="raft-sweep"),
+        ]
+        try:
+            await self._ready_loop()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._fail_everything(OutcomeUnknownError(f"node {self.node_id} stopped"))
+            self._stopped.set()
+
+    def stop(self) -> None:
+        """Ask the loop to finish its current Ready and return from run(). Loop thread only."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _tick_loop(self) -> None:
+        next_at = time.monotonic()
+        while True:
+            next_at += self.tick_s
+            delay = next_at - time.monotonic()
+            if delay < -self.tick_s:
+                # The loop was blocked for a while: do not fire a burst of catch-up ticks
+                # (they would start an election at once); resume the rhythm from now.
+                next_at = time.monotonic()
+                delay = 0
+            await asyncio.sleep(max(delay, 0))
+            self.core.tick()
+            self._wake.set()
+
+    async def _recv_loop(self) -> None:
+        core, metrics = self.core, self.metrics
+        while True:
+            from_id, frame = await self.transport.recv()
+            try:
+                m = decode_message(frame)
+            except WireError as exc:
+                metrics.malformed += 1
+                log.warning("dropped a malformed frame from node %s: %s", from_id, exc)
+                continue
+            if m.frm != from_id:
+                metrics.malformed += 1
+                log.warning("dropped a frame claiming node %s, sent by node %s", m.frm, from_id)
+                continue
+            metrics.received[from_id] = metrics.received.get(from_id, 0) + 1
+            core.step(m)
+            self._wake.set()
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_MS / 1000.0)
+            self._sweep(time.monotonic())
+
+    async def _ready_loop(self) -> None:
+        core = self.core
+        wake = self._wake
+        while not self._stopping:
+            await wake.wait()
+            wake.clear()
+            self._drain_proposals()
+            self._drain_reads()
+            while core.has_ready() and not self._stopping:
+                await self._handle_ready(core.ready())
+                # Proposals and reads that arrived during the fsync join the next Ready.
+                self._drain_proposals()
+                self._drain_reads()
+            self._publish()
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        core, state_log, metrics = self.core, self.log, self.metrics
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.leader_id, rd.soft_state.role)
+        if rd.hard_state is not None:
+            state_log.set_hard_state(rd.hard_state)
+            self.term = rd.hard_state.term
+        if rd.entries:
+            state_log.append(rd.entries)
+        self._send(rd.messages)
+        for proposal in rd.proposals:
+            self._place(proposal.request_id, proposal.term, proposal.index)
+        if rd.must_sync:
+            started = time.perf_counter()
+            await self.loop.run_in_executor(None, state_log.sync)
+            metrics.fsync_seconds.observe(time.perf_counter() - started)
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        for read_state in rd.read_states:
+            group = self._read_groups.pop(read_state.ctx, None)
+            if group is not None:
+                group.index = read_state.index
+                self._ready_reads.append(group)
+        for ctx in rd.dropped_reads:
+            group = self._read_groups.pop(ctx, None)
+            if group is not None:
+                self._new_reads.extend(group.reads)  # retried with the next batch
+        core.advance(rd)
+        self._serve_reads()
+
+    def _send(self, messages: list[Message]) -> None:
+        transport, sent, dropped = self.transport, self.metrics.sent, self.metrics.send_dropped
+        for m in messages:
+            to = m.to
+            if transport.send(to, encode_message(m)):
+                sent[to] = sent.get(to, 0) + 1
+            else:
+                dropped[to] = dropped.get(to, 0) + 1
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def _on_write(self, data: bytes, future: concurrent.futures.Future) -> None:
+        if self._stopping:
+            _settle(future, error=NoLeaderError(f"node {self.node_id} is stopping"))
+            return
+        self._proposals.append(_Write(data, future, time.monotonic() + self.write_timeout_s))
+        self._wake.set()
+
+    def _drain_proposals(self) -> None:
+        pending = self._proposals
+        if not pending:
+            return
+        batch = [pending.popleft() for _ in range(min(len(pending), PROPOSALS_PER_READY_MAX))]
+        if pending:
+            self._wake.set()
+        try:
+            proposal = self.core.propose_batch([w.data for w in batch])
+        except NoLeaderError as exc:  # includes ProposalDroppedError: certainly not appended
+            for w in batch:
+                _settle(w.future, error=NoLeaderError(str(exc)))
+            return
+        self.metrics.proposals += len(batch)
+        if proposal.term == 0:  # forwarded to the leader: placement arrives in a later Ready
+            self._by_request[proposal.request_id] = batch
+            return
+        for offset, w in enumerate(batch):
+            self._place_one(w, proposal.term, proposal.index + offset)
+
+    def _place(self, request_id: int, term: int, index: int) -> None:
+        batch = self._by_request.pop(request_id, None)
+        if batch is None:
+            return  # the writes already timed out
+        if term == 0:
+            leader = self.core.leader_id
+            for w in batch:
+                _settle(w.future, error=NoLeaderError(f"leader {leader} refused the proposal"))
+            return
+        for offset, w in enumerate(batch):
+            self._place_one(w, term, index + offset)
+
+    def _place_one(self, w: _Write, term: int, index: int) -> None:
+        w.term, w.index = term, index
+        if index <= self.core.applied_index:
+            # Placed after its index was applied (the answer raced the entry): settle it now.
+            self._resolve_applied(w, self._applied_results.get(index))
+            return
+        previous = self._by_index.get(index)
+        if previous is not None:
+            # Two placements of one index: only one term can commit there; the older one lost.
+            _settle(previous.future, error=self._superseded(previous))
+        self._by_index[index] = w
+
+    def _resolve_applied(self, w: _Write, applied: tuple[int, int] | None) -> None:
+        if applied is None:
+            _settle(w.future, error=OutcomeUnknownError(f"entry {w.index} applied, not tracked"))
+        elif applied[0] == w.term:
+            _settle(w.future, WriteResult(seq=applied[1], index=w.index))
+        else:
+            _settle(w.future, error=self._superseded(w))
+
+    def _superseded(self, w: _Write) -> NoLeaderError:
+        return NoLeaderError(
+            f"entry {w.index} of term {w.term} was replaced by a new leader; it was not applied"
+        )
+
+    def _apply(self, entries: list[Entry]) -> None:
+        results = self.log.apply_entries(entries)
+        seqs = {index: last_seq for index, _first_seq, last_seq in results}
+        kept, by_index = self._applied_results, self._by_index
+        for entry in entries:
+            index = entry.index
+            if entry.type == EntryType.NORMAL:
+                kept[index] = (entry.term, seqs.get(index, -1))
+            w = by_index.pop(index, None) if by_index else None
+            if w is None:
+                continue
+            if entry.type == EntryType.NORMAL and entry.term == w.term:
+                _settle(w.future, WriteResult(seq=seqs[index], index=index))
+            else:
+                _settle(w.future, error=self._superseded(w))
+        while len(kept) > APPLIED_RESULTS_KEPT:
+            kept.popitem(last=False)
+        last = entries[-1].index
+        self.metrics.committed_entries += len(entries)
+        self.applied_index = last
+        self.commit_index = self.core.commit_index
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def _on_read(
+        self, read: Callable[[], Any], linearizable: bool, future: concurrent.futures.Future
+    ) -> None:
+        if not linearizable:
+            self._run_read(read, future)
+            return
+        self._new_reads.append((read, future))
+        self._wake.set()
+
+    def _drain_reads(self) -> None:
+        if not self._new_reads:
+            return
+        group = _ReadGroup(self._new_reads)
+        self._new_reads = []
+        self._read_ctx_counter += 1
+        ctx = self._read_ctx_counter.to_bytes(_READ_CTX_BYTES, "big")
+        group.deadline = time.monotonic() + self.read_timeout_s
+        try:
+            self.core.read_index(ctx)
+        except NoLeaderError as exc:
+            for _read, future in group.reads:
+                _settle(future, error=NoLeaderError(str(exc)))
+            return
+        self.metrics.read_index_requests += 1
+        self._read_groups[ctx] = group
+
+    def _serve_reads(self) -> None:
+        if not self._ready_reads:
+            return
+        applied = self.core.applied_index
+        waiting = []
+        for group in self._ready_reads:
+            if group.index <= applied:
+                for read, future in group.reads:
+                    self._run_read(read, future)
+            else:
+                waiting.append(group)
+        self._ready_reads = waiting
+
+    def _run_read(self, read: Callable[[], Any], future: concurrent.futures.Future) -> None:
+        try:
+            result = read()
+        except Exception as exc:  # the HTTP thread re-raises it (bad argument, corruption)
+            _settle(future, error=exc)
+        else:
+            _settle(future, result)
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+
+    def _sweep(self, now: float) -> None:
+        """Give up on writes and reads past their deadline (a lost forward or answer)."""
+        for request_id, batch in list(self._by_request.items()):
+            if batch[0].deadline <= now:
+                del self._by_request[request_id]
+                for w in batch:
+                    _settle(w.future, error=self._timed_out(w))
+        for index, w in list(self._by_index.items()):
+            if w.deadline <= now:
+                del self._by_index[index]
+                _settle(w.future, error=self._timed_out(w))
+        for ctx, group in list(self._read_groups.items()):
+            if group.deadline <= now:
+                del self._read_groups[ctx]
+                for _read, future in group.reads:
+                    _settle(future, error=NoLeaderError("no leader confirmed the read in time"))
+        kept = []
+        for group in self._ready_reads:
+            if group.deadline <= now:
+                for _read, future in group.reads:
+                    _settle(future, error=NoLeaderError("the read index was not applied in time"))
+            else:
+                kept.append(group)
+        self._ready_reads = kept
+
+    def _timed_out(self, w: _Write) -> OutcomeUnknownError:
+        where = f"entry {w.index} of term {w.term}" if w.index else "a forwarded proposal"
+        return OutcomeUnknownError(
+            f"{where} was not confirmed within {self.write_timeout_s * 1000:.0f} ms; "
+            "it may still be applied"
+        )
+
+    def _fail_everything(self, error: ScribeError) -> None:
+        for w in self._proposals:
+            _settle(w.future, error=NoLeaderError(f"node {self.node_id} stopped"))
+        self._proposals.clear()
+        for batch in self._by_request.values():
+            for w in batch:
+                _settle(w.future, error=error)
+        self._by_request.clear()
+        for w in self._by_index.values():
+            _settle(w.future, error=error)
+        self._by_index.clear()
+        stopped = NoLeaderError(f"node {self.node_id} stopped")
+        for _read, future in self._new_reads:
+            _settle(future, error=stopped)
+        for group in list(self._read_groups.values()) + self._ready_reads:
+            for _read, future in group.reads:
+                _settle(future, error=stopped)
+        self._new_reads, self._read_groups, self._ready_reads = [], {}, []
+
+    def _on_soft_state(self, leader_id: int, role: Role) -> None:
+        old_role, old_leader = self.role, self.leader_id
+        self.role, self.leader_id = role, leader_id
+        self.term = self.core.term
+        if role != old_role or leader_id != old_leader:
+            log.info(
+                "role %s -> %s, leader %s -> %s, term %s",
+                old_role.name.lower(),
+                role.name.lower(),
+                old_leader or "none",
+                leader_id or "none",
+                self.core.term,
+            )
+        if role == Role.LEADER and old_role != Role.LEADER:
+            self.metrics.leader_changes += 1
+
+    def _publish(self) -> None:
+        core = self.core
+        self.term = core.term
+        self.commit_index = core.commit_index
+        self.applied_index = core.applied_index
+        self.last_index = core.last_index
+
+    # ---- graceful stop -----------------------------------------------------------------------
+
+    async def transfer_leadership(self, wait_s: float) -> bool:
+        """If leader, hand leadership to the most caught-up voter; True once someone else leads."""
+        core = self.core
+        if core.role != Role.LEADER or not core.peers:
+            return core.role != Role.LEADER
+        voters = [p for p in core.peers if p in core.voters]
+        if not voters:
+            return False
+        # The most caught-up voter among those that answered lately (a dead one never takes over).
+        active = [p for p in voters if p in core.prs and core.prs[p].recent_active] or voters
+        target = max(active, key=lambda p: core.prs[p].match if p in core.prs else -1)
+        log.info("transferring leadership to node %s before stopping", target)
+        core.transfer_leadership(target)
+        self._wake.set()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if core.role != Role.LEADER:
+                return True
+            await asyncio.sleep(self.tick_s / 4)
+        return core.role != Role.LEADER
