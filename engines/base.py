@@ -494,6 +494,7 @@ class Engine(abc.ABC):
                     self._before_close()
             finally:
                 self._closed = True
+                self._cache.clear()  # in place: closures over it must miss and see ClosedError
                 self._cache = CLOSED  # type: ignore[assignment]
                 self._close_storage()
 

@@ -91,7 +91,6 @@ class Ledger:
             )
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
-        self._cache = self._engine.cache
         self._tree: MerkleTree | None = None
         self._tree_lock = threading.Lock()
         self._sync_each_write = flush_every_ms == 0
@@ -105,6 +104,7 @@ class Ledger:
                 daemon=True,
             )
             self._flusher.start()
+        self.get = self._make_get()
         if not self._sync_each_write:
             # The hot path: one closure that checks plain bytes itself and sends anything else
             # (str, bytes-like, bad input) through _put_slow. Shadows the put method below.
@@ -205,11 +205,25 @@ class Ledger:
                 key = key.encode()
             except UnicodeEncodeError:
                 key = _key(key)
-        value = self._cache.get(key) if key.__class__ is bytes else None
-        if value is None:
-            found = self._engine.get_with_seq(_key(key))
-            return None if found is None else found[1]
-        return value
+        found = self._engine.get_with_seq(_key(key))
+        return None if found is None else found[1]
+
+    def _make_get(self):
+        """get() as one closure: a cache hit costs one dict lookup; the rest goes to the method."""
+        cache_get = self._engine.cache.get  # cleared in place at close, so misses reach ClosedError
+        slow = Ledger.get.__get__(self)
+
+        def get(key):
+            try:
+                value = cache_get(key)
+            except TypeError:  # unhashable: not a key at all; the method explains
+                value = None
+            if value is None:
+                return slow(key)
+            return value
+
+        get.__doc__ = Ledger.get.__doc__
+        return get
 
     def get_with_seq(self, key: str | bytes) -> tuple[int, bytes] | None:
         """(seq, value) of the newest live version of key, or None."""
@@ -327,9 +341,6 @@ class Ledger:
         try:
             self._engine.close()
         finally:
-            from engines.base import CLOSED
-
-            self._cache = CLOSED  # type: ignore[assignment]
             _open_ledgers.discard(self)
             if self._temp:
                 shutil.rmtree(self._path, ignore_errors=True)
