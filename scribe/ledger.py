@@ -104,8 +104,10 @@ class Ledger:
                 daemon=True,
             )
             self._flusher.start()
-        self.get = self._make_get()
-        if not self._sync_each_write:
+        # The hot paths as closures, unless a subclass overrides the methods they stand for.
+        if type(self).get is Ledger.get:
+            self.get = self._make_get()
+        if not self._sync_each_write and type(self).put is Ledger.put:
             # The hot path: one closure that checks plain bytes itself and sends anything else
             # (str, bytes-like, bad input) through _put_slow. Shadows the put method below.
             self.put = self._engine._make_put(max_value_bytes, self._put_slow)

@@ -322,3 +322,21 @@ def test_proofs_verify_and_older_versions(led):
     assert scribe.verify_consistency(first.size, second.size, first.root, second.root, proof)
     with pytest.raises(InvalidArgumentError):
         led.consistency(5, 2)
+
+
+def test_subclass_overrides_of_put_and_get_are_honoured(tmp_path):
+    calls = []
+
+    class Spy(Ledger):
+        def put(self, key, value):
+            calls.append("put")
+            return super().put(key, value)
+
+        def get(self, key):
+            calls.append("get")
+            return super().get(key)
+
+    with Spy(str(tmp_path / "d")) as led:
+        led.put("k", "v")
+        assert led.get("k") == b"v"
+    assert calls == ["put", "get"]

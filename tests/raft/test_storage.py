@@ -1,4 +1,4 @@
-"""RaftStorage contract, run against MemoryRaftStorage (the durable one must pass the same)."""
+"""RaftStorage contract, run against MemoryRaftStorage and the durable LedgerLog."""
 
 import pytest
 
@@ -9,9 +9,16 @@ def ents(term: int, first: int, count: int) -> list[Entry]:
     return [Entry(term, first + i, EntryType.NORMAL, b"%d" % (first + i)) for i in range(count)]
 
 
-@pytest.fixture(params=[MemoryRaftStorage])
-def storage(request):
-    return request.param()
+@pytest.fixture(params=["memory", "ledger_log"])
+def storage(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryRaftStorage()
+        return
+    from engines.raftlog import LedgerLog  # the node's durable storage must pass the same contract
+
+    log = LedgerLog(str(tmp_path / "log"))
+    yield log
+    log.close()
 
 
 def test_empty_storage(storage) -> None:
