@@ -37,6 +37,17 @@ def is_node_process(pid: int, config_path: Path) -> bool:
     return b"scribe.node" in args and os.fsencode(str(config_path)) in args
 
 
+def _exited(pid: int) -> bool:
+    """True when pid is gone or a zombie: by then the kernel has closed its files and sockets
+    (its cmdline empties earlier, while it still holds its ports)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    state = stat.rpartition(")")[2].split()[0]
+    return state in ("Z", "X")
+
+
 def running_pid(cdir: ClusterDir, node_id: int) -> int | None:
     pid = cdir.read_pid(node_id)
     if pid is None or not is_node_process(pid, cdir.config_path(node_id)):
@@ -72,21 +83,19 @@ def spawn_node(cdir: ClusterDir, node_id: int) -> subprocess.Popen:
     return proc
 
 
-def _gone(pid: int, config_path: Path, child: subprocess.Popen | None) -> bool:
+def _gone(pid: int, child: subprocess.Popen | None) -> bool:
     if child is not None:
         return child.poll() is not None
-    return not is_node_process(pid, config_path)
+    return _exited(pid)
 
 
-def wait_gone(
-    pid: int, config_path: Path, timeout_s: float, child: subprocess.Popen | None = None
-) -> bool:
+def wait_gone(pid: int, timeout_s: float, child: subprocess.Popen | None = None) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if _gone(pid, config_path, child):
+        if _gone(pid, child):
             return True
         time.sleep(POLL_INTERVAL_S / 2)
-    return _gone(pid, config_path, child)
+    return _gone(pid, child)
 
 
 def signal_pid(pid: int, sig: int) -> None:
@@ -115,11 +124,10 @@ def stop_nodes(
     killed = []
     deadline = time.monotonic() + grace_s
     for node_id, pid in targets.items():
-        config_path = cdir.config_path(node_id)
         child = children.get(node_id)
-        if not wait_gone(pid, config_path, max(0.0, deadline - time.monotonic()), child):
+        if not wait_gone(pid, max(0.0, deadline - time.monotonic()), child):
             signal_pid(pid, signal.SIGKILL)
-            wait_gone(pid, config_path, KILL_WAIT_S, child)
+            wait_gone(pid, KILL_WAIT_S, child)
             killed.append(node_id)
         cdir.remove_pid(node_id)
     return killed
@@ -132,13 +140,15 @@ def kill_node(cdir: ClusterDir, node_id: int) -> bool:
         cdir.remove_pid(node_id)
         return False
     signal_pid(pid, signal.SIGKILL)
-    wait_gone(pid, cdir.config_path(node_id), KILL_WAIT_S)
+    wait_gone(pid, KILL_WAIT_S)
     cdir.remove_pid(node_id)
     return True
 
 
 def port_in_use(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers do: a port with only TIME_WAIT connections left is free to listen on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

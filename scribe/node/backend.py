@@ -29,6 +29,7 @@ from scribe.http.backend import (
     Member,
     WriteResult,
 )
+from scribe.http.verifiable import VerifiableBackend
 from scribe.limits import KEY_BYTES_MAX
 from scribe.node.limits import READ_TIMEOUT_MS, THREAD_WAIT_SLACK_MS, WRITE_TIMEOUT_MS
 from scribe.node.runtime import NodeRuntime
@@ -59,8 +60,13 @@ def _check_key(key: bytes) -> None:
         raise InvalidArgumentError(f"key is {len(key)} bytes, over the limit of {KEY_BYTES_MAX}")
 
 
-class RaftBackend(Backend):
-    """A Backend over one node of a Raft cluster. Thread-safe: all state lives on the loop."""
+class RaftBackend(VerifiableBackend, Backend):
+    """A Backend over one node of a Raft cluster. Thread-safe: all state lives on the loop.
+
+    Tree heads and proofs come from VerifiableBackend over the log's leaf hashes; the node's
+    Ed25519 key lives in its data_dir. Records are applied only once committed and fsynced, so
+    every head it signs covers durable records only.
+    """
 
     def __init__(
         self,
@@ -79,6 +85,7 @@ class RaftBackend(Backend):
         self._write_wait_s = (write_timeout_ms + THREAD_WAIT_SLACK_MS) / 1000.0
         self._read_wait_s = (read_timeout_ms + THREAD_WAIT_SLACK_MS) / 1000.0
         runtime.metrics.watch(self._gauges)
+        self.init_verification(str(config.node.data_dir), source=runtime.log)
 
     # ---- writes ------------------------------------------------------------------------------
 

@@ -507,6 +507,20 @@ class NodeRuntime:
             )
         if role == Role.LEADER and old_role != Role.LEADER:
             self.metrics.leader_changes += 1
+        if leader_id != old_leader and self._by_request:
+            # Forwarded to a leader that is gone: its answer will not come. The proposal may have
+            # been appended there, so the outcome is unknown; answering now lets clients retry
+            # against the new leader instead of waiting out the full timeout.
+            for batch in self._by_request.values():
+                for w in batch:
+                    _settle(
+                        w.future,
+                        error=OutcomeUnknownError(
+                            f"leader {old_leader} lost before it placed the forwarded proposal; "
+                            "it may still be applied"
+                        ),
+                    )
+            self._by_request.clear()
 
     def _publish(self) -> None:
         core = self.core

@@ -1,0 +1,179 @@
+"""A running 3-node tcp cluster: the seed tutorial's steps 2-6 and the HTTP API through any node."""
+
+import json
+import subprocess
+import threading
+
+import pytest
+
+from .harness import PYTHON, ROOT, quote, request
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_every_node_is_healthy_and_agrees_on_one_leader(shared_cluster):
+    c = shared_cluster
+    healths = [c.health(i) for i in c.ids]
+    assert all(h is not None and h["status"] == "ok" for h in healths)
+    assert [h["node_id"] for h in healths] == c.ids
+    leader = c.leader()
+    roles = {h["node_id"]: h["role"] for h in (c.health(i) for i in c.ids)}
+    assert [i for i, role in roles.items() if role == "leader"] == [leader]
+    assert all(role == "follower" for i, role in roles.items() if i != leader)
+
+
+def test_members_leader_and_status(shared_cluster):
+    c = shared_cluster
+    members = request(c.port(2), "GET", "/cluster/members").json()["members"]
+    assert [m["id"] for m in members] == c.ids
+    assert [m["client_port"] for m in members] == [c.port(i) for i in c.ids]
+    assert [m["raft_port"] for m in members] == [c.raft_port + i - 1 for i in c.ids]
+    leader = request(c.port(3), "GET", "/cluster/leader").json()
+    assert leader["leader_id"] == c.leader()
+    assert leader["url"] == f"http://127.0.0.1:{c.port(leader['leader_id'])}"
+    status = request(c.port(1), "GET", "/cluster/status").json()
+    for field in ("node_id", "role", "leader_id", "term", "commit_index", "applied_index"):
+        assert field in status
+    assert status["applied_index"] <= status["commit_index"]
+
+
+def test_tutorial_write_to_each_node_read_from_every_other(shared_cluster):
+    c = shared_cluster
+    writes = {
+        1: ("user:alice", "Alice Smith"),
+        2: ("user:bob", "Bob Johnson"),
+        3: ("balance", "1000.50"),
+    }
+    for node_id, (key, value) in writes.items():
+        answer = c.put(node_id, key, value)
+        assert answer["key"] == key and answer["seq"] >= 0 and answer["index"] >= 1
+    for writer, (key, value) in writes.items():
+        for reader in c.ids:
+            if reader != writer:
+                # Linearizable by default: a read after an acknowledged write sees it.
+                assert c.get(reader, key) == value
+    c.put(1, "test:replication", "distributed data")
+    assert [c.get(i, "test:replication") for i in c.ids] == ["distributed data"] * 3
+
+
+def test_concurrent_writes_then_reads(shared_cluster):
+    c = shared_cluster
+    errors = []
+
+    def write(i: int) -> None:
+        try:
+            c.put(1 + i % 3, f"item:{i}", f"value{i}")
+        except AssertionError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    for i in range(30):
+        assert c.get(1 + (i + 1) % 3, f"item:{i}") == f"value{i}"
+    seqs = [
+        int(request(c.port(2), "GET", f"/kv/item%3A{i}").headers["x-scribe-seq"]) for i in range(30)
+    ]
+    assert len(set(seqs)) == 30  # one record each
+
+
+def test_raw_routes_batch_delete_history_range_records(shared_cluster):
+    c = shared_cluster
+    port = c.port(2)  # a follower or the leader: writes are forwarded either way
+    value = bytes(range(256))
+    resp = request(port, "PUT", "/kv/" + quote("bin/key"), value)
+    assert resp.status == 200, resp.body
+    got = request(c.port(3), "GET", "/kv/" + quote("bin/key"))
+    assert got.status == 200 and got.body == value
+    assert got.headers["content-type"] == "application/octet-stream"
+    assert int(got.headers["x-scribe-seq"]) == resp.json()["seq"]
+    ops = {"ops": [{"key": "b:1", "value": "one"}, {"key": "b:2", "value": "two"}]}
+    resp = request(
+        port, "POST", "/batch", json.dumps(ops).encode(), {"Content-Type": "application/json"}
+    )
+    assert resp.status == 200, resp.body
+    deleted = request(c.port(1), "DELETE", "/kv/b:1")
+    assert deleted.status == 200
+    assert request(c.port(3), "GET", "/kv/b:1").status == 404
+    history = request(c.port(3), "GET", "/history/b:1").json()
+    assert [v["op"] for v in history] == [1, 2]
+    items = request(c.port(1), "GET", "/range?prefix=b:").json()
+    assert [(i["key"], i["value"]) for i in items] == [("b:2", "two")]
+    records = request(c.port(3), "GET", "/records?start=0&limit=10000").json()
+    assert [r["seq"] for r in records] == list(range(len(records)))
+
+
+def test_every_replica_holds_the_same_records(shared_cluster):
+    c = shared_cluster
+    c.put(1, "converge", "now")
+    for node_id in c.ids:
+        c.wait_value(node_id, "converge", "now")
+    dumps = [request(c.port(i), "GET", "/records?start=0&limit=10000").body for i in c.ids]
+    assert dumps[0] == dumps[1] == dumps[2]
+
+
+def test_bad_input_over_http_is_refused_and_the_node_stays_right(shared_cluster):
+    c = shared_cluster
+    port = c.port(3)
+    resp = request(
+        port, "PUT", "/put", b'{"key": "x", "value": ', {"Content-Type": "application/json"}
+    )
+    assert resp.status == 400 and resp.json()["error"]
+    resp = request(
+        port, "PUT", "/put", b'{"key": 5, "value": "x"}', {"Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    resp = request(port, "POST", "/batch", b'{"ops": "nope"}', {"Content-Type": "application/json"})
+    assert resp.status == 400
+    resp = request(port, "PUT", "/kv/" + "k" * 5000, b"v")
+    assert resp.status == 400
+    resp = request(port, "GET", "/get/never-written")
+    assert resp.status == 404 and resp.json()["error"]
+    big = b"x" * (16 * 1024 * 1024 + 1)  # one byte over the default max_value_bytes
+    resp = request(port, "PUT", "/kv/too-big", big, timeout_s=30)
+    assert resp.status == 413
+    c.put(3, "after-bad-input", "fine")
+    assert c.get(1, "after-bad-input") == "fine"
+
+
+def test_stale_reads_and_metrics(shared_cluster):
+    c = shared_cluster
+    c.put(2, "stale:key", "v")
+    c.wait_value(3, "stale:key", "v")
+    metrics = request(c.port(1), "GET", "/metrics").body.decode()
+    for name in (
+        "scribe_raft_fsync_seconds_bucket",
+        "scribe_raft_proposals_total",
+        "scribe_raft_committed_entries_total",
+        "scribe_raft_messages_sent_total{peer=",
+        "scribe_raft_messages_received_total{peer=",
+        "scribe_raft_term",
+        "scribe_raft_applied_index",
+    ):
+        assert name in metrics, name
+
+
+def test_launcher_status_and_refusals(shared_cluster):
+    c = shared_cluster
+    status = c.launcher("status")
+    lines = status.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["ID", "PID", "ROLE"]
+    assert len(lines) == 4 and all(line.split()[-1] == "yes" for line in lines[1:])
+    again = c.launcher("up", "-n", "3", "--http-port", str(c.http_port + 100), check=False)
+    assert again.returncode == 2 and "already running" in again.stderr
+
+
+def test_contract_checker_passes_the_node_routes(shared_cluster):
+    checker = ROOT.parent / "shared" / "contract" / "check_contract.py"
+    if not checker.exists():
+        pytest.skip("the shared contract checker is not available here")
+    result = subprocess.run(
+        [PYTHON, str(checker), "node", f"http://127.0.0.1:{shared_cluster.port(2)}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
