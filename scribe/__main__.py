@@ -2,6 +2,9 @@
 
     scribe            run the demo (same as `scribe demo`)
     scribe demo       put three keys into a temporary ledger, read them back, count them
+    scribe verify     check a key's proof from a node (scribe.verify)
+    scribe monitor    follow the signed tree heads of nodes, alarm on forks (scribe.monitor)
+    scribe fsck       check a data directory offline (scribe.fsck)
 
 Each subcommand is one `Command` in `COMMANDS`: a name, a one-line help, a function that runs it
 and returns the exit code, and optionally a function that adds its options to its subparser.
@@ -15,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import __version__
+from . import __version__, fsck, monitor, verify
 from .ledger import Ledger
 
 EXIT_OK = 0
@@ -63,6 +66,27 @@ COMMANDS: tuple[Command, ...] = (
         "demo",
         "write three keys to a temporary ledger, read them back and count them (the default)",
         run_demo,
+    ),
+    Command(
+        "verify",
+        "check a key's inclusion proof, the node's signed tree head and its consistency with the "
+        "last head trusted (exit 0 verified, 1 a check failed, 2 usage or unreachable)",
+        verify.run,
+        verify.configure,
+    ),
+    Command(
+        "monitor",
+        "follow the signed tree heads of nodes over time and raise an ALARM on any fork or "
+        "rewrite (exit 0 consistent, 1 alarm, 2 usage)",
+        monitor.run,
+        monitor.configure,
+    ),
+    Command(
+        "fsck",
+        "check a stopped node's or an embedded ledger's data directory: checksums, records, leaf "
+        "hashes, root (exit 0 clean, 1 damaged, 2 usage)",
+        fsck.run,
+        fsck.configure,
     ),
 )
 DEFAULT_COMMAND = "demo"
