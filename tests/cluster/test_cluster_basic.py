@@ -177,3 +177,27 @@ def test_contract_checker_passes_the_node_routes(shared_cluster):
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        ["e2e_test.py"],
+        ["stress_test.py", "--ops", "200", "--threads", "8"],
+        ["cluster_e2e_test.py"],
+        ["bench_cluster.py", "--duration", "1", "--clients", "4", "--workload", "mixed"]
+        + ["--preload-keys", "50", "--quiet"],
+    ],
+    ids=lambda tool: tool[0],
+)
+def test_tools_pass_against_the_cluster(shared_cluster, tool):
+    urls = [f"http://127.0.0.1:{shared_cluster.port(i)}" for i in shared_cluster.ids]
+    url_args = ["--nodes", ",".join(urls)] if tool[0] == "bench_cluster.py" else urls
+    result = subprocess.run(
+        [PYTHON, str(ROOT / "tools" / tool[0]), *tool[1:], *url_args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout

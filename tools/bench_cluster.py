@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Closed-loop HTTP load on a running Scribe cluster (and, for comparison, on etcd).
+
+Each client thread keeps one keep-alive connection (http.client) and sends its next request as soon
+as the previous one is answered. Prints ops/s and p50/p99/p99.9 latency.
+
+    python tools/bench_cluster.py --clients 16 --duration 10 --workload put
+    python tools/bench_cluster.py --workload get --nodes http://127.0.0.1:8001,http://127.0.0.1:8002
+    python tools/bench_cluster.py --leader-only --workload mixed
+    python tools/bench_cluster.py --etcd http://127.0.0.1:2379 --workload put   # both, same run
+
+Workloads: put (PUT /kv/<key>), get (GET /kv/<key> of preloaded keys, linearizable), mixed (half
+each). With --etcd the same workload also runs against etcd's v3 JSON gateway (POST /v3/kv/put and
+/v3/kv/range, base64 keys and values), one after the other.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import base64
+import http.client
+import json
+import random
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+DEFAULT_NODES = "http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003"
+PRELOAD_KEYS_DEFAULT = 1000
+HTTP_TIMEOUT_S = 30
+
+
+class Target(abc.ABC):
+    """One system under test: how to put and get over an http.client connection."""
+
+    name = ""
+
+    @abc.abstractmethod
+    def put(self, conn: http.client.HTTPConnection, key: bytes, value: bytes) -> bool:
+        """Write key=value; True when acknowledged."""
+
+    @abc.abstractmethod
+    def get(self, conn: http.client.HTTPConnection, key: bytes) -> bool:
+        """Read key; True when answered (found or not)."""
+
+
+class ScribeTarget(Target):
+    name = "scribe"
+
+    def put(self, conn, key, value):
+        conn.request("PUT", "/kv/" + urllib.parse.quote(key, safe=""), body=value)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status == 200
+
+    def get(self, conn, key):
+        conn.request("GET", "/kv/" + urllib.parse.quote(key, safe=""))
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status in (200, 404)
+
+
+class EtcdTarget(Target):
+    name = "etcd"
+    _headers = {"Content-Type": "application/json"}
+
+    def put(self, conn, key, value):
+        body = json.dumps(
+            {"key": base64.b64encode(key).decode(), "value": base64.b64encode(value).decode()}
+        )
+        conn.request("POST", "/v3/kv/put", body=body, headers=self._headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status == 200
+
+    def get(self, conn, key):
+        body = json.dumps({"key": base64.b64encode(key).decode()})
+        conn.request("POST", "/v3/kv/range", body=body, headers=self._headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status == 200
+
+
+@dataclass
+class ClientStats:
+    latencies_s: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+def _connect(url: str) -> http.client.HTTPConnection:
+    parts = urllib.parse.urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=HTTP_TIMEOUT_S)
+
+
+def _key(key_size: int, i: int) -> bytes:
+    return f"bench:{i:012d}".encode().ljust(key_size, b"k")[: max(key_size, 1)]
+
+
+def find_leader(urls: list[str]) -> str:
+    for url in urls:
+        conn = _connect(url)
+        try:
+            conn.request("GET", "/cluster/leader")
+            doc = json.loads(conn.getresponse().read())
+        except (OSError, ValueError):
+            continue
+        finally:
+            conn.close()
+        if doc.get("url"):
+            return doc["url"]
+    raise SystemExit("bench_cluster: no node knows a leader")
+
+
+def preload(target: Target, url: str, args: argparse.Namespace, value: bytes) -> None:
+    conn = _connect(url)
+    try:
+        for i in range(args.preload_keys):
+            if not target.put(conn, _key(args.key_size, i), value):
+                raise SystemExit(f"bench_cluster: preload put {i} to {url} failed")
+    finally:
+        conn.close()
+
+
+def run(target: Target, urls: list[str], args: argparse.Namespace) -> dict:
+    value = b"v" * args.value_size
+    if args.workload in ("get", "mixed"):
+        preload(target, urls[0], args, value)
+    stats = [ClientStats() for _ in range(args.clients)]
+    stop_at = time.perf_counter() + args.duration
+    progress = tqdm(
+        total=None, desc=f"{target.name} {args.workload}", unit="op", disable=args.quiet
+    )
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        rng = random.Random(n)
+        conn = _connect(urls[n % len(urls)])
+        mine = stats[n]
+        counter = 0
+        done = 0
+        try:
+            while time.perf_counter() < stop_at:
+                if args.workload == "put" or (args.workload == "mixed" and rng.random() < 0.5):
+                    key = _key(args.key_size, args.preload_keys + n * 10_000_000 + counter)
+                    counter += 1
+                    op = target.put
+                    t0 = time.perf_counter()
+                    try:
+                        ok = op(conn, key, value)
+                    except (OSError, http.client.HTTPException):
+                        ok = False
+                        conn.close()
+                        conn = _connect(urls[n % len(urls)])
+                else:
+                    key = _key(args.key_size, rng.randrange(args.preload_keys))
+                    t0 = time.perf_counter()
+                    try:
+                        ok = target.get(conn, key)
+                    except (OSError, http.client.HTTPException):
+                        ok = False
+                        conn.close()
+                        conn = _connect(urls[n % len(urls)])
+                elapsed = time.perf_counter() - t0
+                if ok:
+                    mine.latencies_s.append(elapsed)
+                else:
+                    mine.errors += 1
+                done += 1
+                if done == 100:
+                    with lock:
+                        progress.update(done)
+                    done = 0
+        finally:
+            conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall_s = time.perf_counter() - started
+    progress.close()
+    latencies = sorted(x for s in stats for x in s.latencies_s)
+    errors = sum(s.errors for s in stats)
+    return summarize(target.name, args, latencies, errors, wall_s)
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, int(fraction * len(sorted_values)))
+    return sorted_values[index]
+
+
+def summarize(name: str, args, latencies: list[float], errors: int, wall_s: float) -> dict:
+    return {
+        "system": name,
+        "workload": args.workload,
+        "clients": args.clients,
+        "ops": len(latencies),
+        "errors": errors,
+        "ops_per_s": len(latencies) / wall_s if wall_s > 0 else 0.0,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "p999_ms": _percentile(latencies, 0.999) * 1000,
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    print(
+        f"{'system':<8} {'workload':<8} {'clients':>7} {'ops':>8} {'errors':>6} "
+        f"{'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['system']:<8} {r['workload']:<8} {r['clients']:>7} {r['ops']:>8} {r['errors']:>6} "
+            f"{r['ops_per_s']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['p999_ms']:>9.2f}"
+        )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds")
+    p.add_argument("--key-size", type=int, default=16, help="bytes")
+    p.add_argument("--value-size", type=int, default=100, help="bytes")
+    p.add_argument("--workload", choices=("put", "get", "mixed"), default="put")
+    p.add_argument(
+        "--preload-keys", type=int, default=PRELOAD_KEYS_DEFAULT, help="keys written before get"
+    )
+    p.add_argument("--nodes", default=DEFAULT_NODES, help="comma-separated node URLs")
+    p.add_argument("--leader-only", action="store_true", help="send everything to the leader")
+    p.add_argument("--etcd", help="also run the workload against etcd's JSON gateway at this URL")
+    p.add_argument("--json", action="store_true", help="print results as JSON lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.clients < 1 or args.duration <= 0 or args.key_size < 1 or args.preload_keys < 1:
+        p.error("--clients, --duration, --key-size and --preload-keys must be positive")
+    if args.value_size < 0:
+        p.error("--value-size must be >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    urls = [u.strip().rstrip("/") for u in args.nodes.split(",") if u.strip()]
+    if args.leader_only:
+        urls = [find_leader(urls)]
+    rows = [run(ScribeTarget(), urls, args)]
+    if args.etcd:
+        rows.append(run(EtcdTarget(), [args.etcd.rstrip("/")], args))
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        print_table(rows)
+    return 1 if any(r["ops"] == 0 for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
