@@ -12,6 +12,7 @@ from .backend import (
 )
 from .embedded import LedgerBackend
 from .server import PortInUseError, ServerThread, make_server, serve, start_server
+from .verifiable import RecordTree, VerifiableBackend
 
 __all__ = [
     "CONSISTENCY_LEVELS",
@@ -23,7 +24,9 @@ __all__ = [
     "LedgerBackend",
     "Member",
     "PortInUseError",
+    "RecordTree",
     "ServerThread",
+    "VerifiableBackend",
     "WriteResult",
     "create_app",
     "make_server",
