@@ -15,6 +15,7 @@ import uvloop
 
 from scribe.config import load_config_or_exit
 from scribe.errors import ScribeError
+from scribe.node.limits import GIL_SWITCH_INTERVAL_S
 from scribe.node.logs import setup_logging
 from scribe.node.node import Node, NodeStartError, install_signal_handlers
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config_or_exit(args.config, args.node_id, prog=PROG)
     context = setup_logging(config.node_id, args.log_level, args.log_file)
     node = Node(config, context_filter=context)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(node))

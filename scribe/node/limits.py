@@ -19,3 +19,6 @@ PROPOSALS_PER_READY_MAX = 4096
 APPLIED_RESULTS_KEPT = 65536
 # How often the loop sweeps waiters past their deadline.
 SWEEP_INTERVAL_MS = 200
+# The GIL switch interval of a node process. The Raft loop thread shares the GIL with the HTTP
+# threads; at CPython's default (5 ms) it waits that long behind them for every Ready.
+GIL_SWITCH_INTERVAL_S = 0.001
