@@ -521,6 +521,11 @@ class NodeRuntime:
                         ),
                     )
             self._by_request.clear()
+        if leader_id != old_leader and leader_id and self._read_groups:
+            # ReadIndex requests the old leader will not answer: reads are safe to ask again.
+            for group in self._read_groups.values():
+                self._new_reads.extend(group.reads)
+            self._read_groups.clear()
 
     def _publish(self) -> None:
         core = self.core
