@@ -138,10 +138,10 @@ class Node:
             peers = {
                 m.id: transports.PeerAddress(m.host, m.raft_port) for m in config.cluster.nodes
             }
-            transport = transports.create(
-                self._transport_kind, config.node_id, peers, run_dir=run_dir(config)
-            )
             try:
+                transport = transports.create(
+                    self._transport_kind, config.node_id, peers, run_dir=run_dir(config)
+                )
                 await transport.start()
             except transports.TransportError as exc:
                 raise NodeStartError(
