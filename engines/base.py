@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import itertools
+import random
 import struct
 import threading
 import time
@@ -45,6 +46,9 @@ from .format import (
 )
 
 _SCAN_CHUNK = 1024
+HASHES_FILE = "leaves.hashes"
+# Stored leaf hashes compared with their records at open: this many newest, and as many at random.
+HASH_SPOT_CHECKS = 256
 _payload_head_pack = PAYLOAD_HEAD.pack
 _u32_pack = U32.pack
 _frame_head_pack = FRAME_HEAD.pack
@@ -136,6 +140,25 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def _close_storage(self) -> None:
         """Release files; called once, after a final sync."""
+
+    def _spot_check_hashes(self, path: str, stored: int) -> None:
+        """Compare stored leaf hashes with their records: the newest ones and a random sample.
+
+        leaves.hashes is derived data, trusted for fast open; this catches a segment edited behind
+        its back (or a damaged hash file) at a cost of HASH_SPOT_CHECKS record reads, not a rehash.
+        `scribe fsck` checks every record.
+        """
+        seqs = set(range(max(0, stored - HASH_SPOT_CHECKS), stored))
+        seqs.update(random.sample(range(stored), min(HASH_SPOT_CHECKS, stored)))
+        for seq in sorted(seqs):
+            got = leaf_hash_of_payload(self._read_payload(seq))
+            if got != self._leaf_hashes[32 * seq : 32 * (seq + 1)]:
+                raise CorruptionError(
+                    f"record {seq} does not match its leaf hash in {HASHES_FILE}"
+                    " (the segment or the hash file was altered; run scribe fsck)",
+                    path,
+                    32 * seq,
+                )
 
     def _before_close(self) -> None:  # noqa: B027 (optional hook)
         """Last words after the final sync (e.g. a hint file for fast reopen)."""

@@ -50,7 +50,7 @@ from scribe.raft.types import Entry, EntryType, HardState
 from scribe.records import OP_CLEAR, OP_PUT, OPS, encode_leaf_data
 
 from . import fileio
-from .base import Engine, _sha256
+from .base import HASHES_FILE, Engine, _sha256
 from .format import FLAG_COMMIT, FRAME_HEAD, FRAME_HEAD_BYTES, PAYLOAD_HEAD, U32
 
 log = logging.getLogger("scribe.raftlog")
@@ -68,7 +68,6 @@ _OP_HEAD = struct.Struct(">BI")  # op, len(key)
 _STATE = struct.Struct(">QQQQ")  # generation, term, vote, commit
 _STATE_SLOT_BYTES = 64
 STATE_FILE = "raft.state"
-HASHES_FILE = "leaves.hashes"
 OFFSET_BITS = 40
 OFFSET_MASK = (1 << OFFSET_BITS) - 1
 COMMIT_PERSIST_INTERVAL_S = 1.0
@@ -324,6 +323,7 @@ class LedgerLog(Engine):
             lo += len(batch)
         keep = len(self._leaf_hashes)
         self._trusted_hashes = b""
+        self._spot_check_hashes(path, min(len(stored), keep) // 32)
         valid = min(len(stored), keep) // 32 * 32
         if stored and len(stored) != valid:
             fileio.truncate(path, valid)

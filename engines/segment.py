@@ -38,7 +38,7 @@ from scribe.limits import (
 from scribe.records import OP_CLEAR, OP_PUT, OPS
 
 from . import fileio
-from .base import Engine, leaf_hash_of_payload
+from .base import HASHES_FILE, Engine, leaf_hash_of_payload
 from .format import (
     FLAG_COMMIT,
     FLAGS_KNOWN,
@@ -62,7 +62,6 @@ log = logging.getLogger("scribe.engine")
 
 OFFSET_BITS = 40
 OFFSET_MASK = (1 << OFFSET_BITS) - 1
-HASHES_FILE = "leaves.hashes"
 HASH_BYTES = 32
 _U64 = struct.Struct(">Q")
 _frame_head_unpack = FRAME_HEAD.unpack_from
@@ -335,6 +334,7 @@ class SegmentEngine(Engine):
         if len(data) != keep * HASH_BYTES:
             fileio.truncate(path, keep * HASH_BYTES)
         self._leaf_hashes = bytearray(data[: keep * HASH_BYTES])
+        self._spot_check_hashes(path, keep)
         for seq in range(keep, n):
             self._leaf_hashes += leaf_hash_of_payload(self._read_payload(seq))
         self._hashes_written = keep * HASH_BYTES

@@ -2,8 +2,9 @@
 a correct CRC and the same length (not bit rot: every checksum still holds). fsck, the verifying
 client holding a head published before, and the monitor must all catch it.
 
-Two attackers: a naive one changes only the segment; a thorough one also rewrites the record's
-entry in leaves.hashes, so the node's tree (and every head it signs from now on) is the forged one.
+Two attackers: a naive one changes only the segment (the ledger then refuses to open); a thorough
+one also rewrites the record's entry in leaves.hashes, so the node's tree (and every head it signs
+from now on) is the forged one.
 """
 
 import hashlib
@@ -14,7 +15,7 @@ import pytest
 from crc32c import crc32c
 
 from engines.format import FRAME_HEAD, FRAME_HEAD_BYTES, PAYLOAD_HEAD, SEGMENT_HEADER_BYTES
-from scribe import Ledger
+from scribe import CorruptionError, Ledger
 from scribe.__main__ import main
 from scribe.client import Client
 from scribe.fsck import fsck
@@ -132,6 +133,17 @@ def test_a_rewritten_value_is_caught(tmp_path, capsys, thorough):
     code = main(["fsck", data, "--expect-root", published_root, "--size", str(WRITES)])
     out = capsys.readouterr().out
     assert code == 1 and "DAMAGED" in out and published_root in out
+
+    if not thorough:
+        # The naive forgery never gets served: at open the ledger compares its newest records (and
+        # a random sample) with leaves.hashes, and refuses to start on a mismatch.
+        try:
+            with pytest.raises(CorruptionError) as err:
+                node.open()
+            assert f"record {victim.seq} does not match its leaf hash" in str(err.value)
+        finally:
+            server.stop()
+        return
 
     # The node restarts on the altered disk (same key, same URL) and goes on serving and writing.
     node.open()
