@@ -25,6 +25,14 @@ def write_all(fd: int, data) -> None:
         view = view[n:]
 
 
+def pwrite_all(fd: int, data, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+
+
 def pread(fd: int, size: int, offset: int) -> bytes:
     return os.pread(fd, size, offset)
 

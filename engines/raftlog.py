@@ -52,6 +52,7 @@ from scribe.records import OP_CLEAR, OP_PUT, OPS, encode_leaf_data
 from . import fileio
 from .base import HASHES_FILE, Engine, _sha256
 from .format import FLAG_COMMIT, FRAME_HEAD, FRAME_HEAD_BYTES, PAYLOAD_HEAD, U32
+from .leafstore import LeafHashes
 
 log = logging.getLogger("scribe.raftlog")
 
@@ -182,8 +183,8 @@ class LedgerLog(Engine):
         self._hard_gen = 0
         self._commit_persisted_at = 0.0
         self._state_fd = -1
-        self._hash_fd = -1
-        self._hashes_written = 0
+        self._leaf_store: LeafHashes | None = None
+        self._trusted_count = 0
         self._lock_fd = -1
         created = not os.path.isdir(self._dir)
         os.makedirs(self._dir, exist_ok=True)
@@ -311,24 +312,25 @@ class LedgerLog(Engine):
 
     def _load_hashes_and_replay(self) -> None:
         path = os.path.join(self._dir, HASHES_FILE)
-        stored = fileio.read_file(path) if os.path.exists(path) else b""
-        if not stored:
+        if not os.path.exists(path):
             self._dir_dirty = True
-        self._trusted_hashes = stored
+        store = LeafHashes(path)
+        self._leaf_store = self._leaf_hashes = store
+        trusted = len(store) // 32
+        store.truncate(trusted * 32)  # a torn last hash
+        self._trusted_count = trusted  # hashes already in the file: replay does not recompute them
         commit = self._hard.commit
         lo = 1
         while lo <= commit:
             batch = self.entries(lo, min(commit, lo + 1023) + 1, 1 << 62)
             self.apply_entries(batch)
             lo += len(batch)
-        keep = len(self._leaf_hashes)
-        self._trusted_hashes = b""
-        self._spot_check_hashes(path, min(len(stored), keep) // 32)
-        valid = min(len(stored), keep) // 32 * 32
-        if stored and len(stored) != valid:
-            fileio.truncate(path, valid)
-        self._hashes_written = valid
-        self._hash_fd = fileio.open_append(path)
+        self._trusted_count = 0
+        if (
+            trusted > self._next_seq
+        ):  # hashes of records applied before a crash, not yet committed here
+            store.truncate(self._next_seq * 32)
+        self._spot_check_hashes(path, min(trusted, self._next_seq))
 
     # ---- RaftStorage -----------------------------------------------------------------------
 
@@ -459,11 +461,8 @@ class LedgerLog(Engine):
                 fileio.close(fd)
             self._retired_fds = []
             self._spill()
-            new_hashes = self._leaf_hashes[self._hashes_written :]
-            if new_hashes:
-                fileio.write_all(self._hash_fd, new_hashes)
-                self._hashes_written += len(new_hashes)
-                self._dirty_fds.add(self._hash_fd)
+            if self._leaf_store is not None and self._leaf_store.write_tail():
+                self._dirty_fds.add(self._leaf_store.fd)
             fds = list(self._dirty_fds)
             self._dirty_fds.clear()
             dir_dirty, self._dir_dirty = self._dir_dirty, False
@@ -549,16 +548,14 @@ class LedgerLog(Engine):
             self._last_ts_ms = ts
         latest = self._latest
         cache = self._cache
-        trusted = self._trusted_hashes
+        replaying = self._trusted_count > 0
         for op, key, value, off in ops:
             seq = self._next_seq
             prev = latest.get(key) if op != OP_CLEAR else None
             self._rec_index.append(e.index)
             self._rec_off.append(off)
             self._rec_prev.append(-1 if prev is None else (prev if prev >= 0 else ~prev))
-            if len(trusted) >= 32 * (seq + 1):
-                self._leaf_hashes += trusted[32 * seq : 32 * seq + 32]
-            else:
+            if seq >= self._trusted_count:
                 self._leaf_hashes += _sha256(
                     b"\x00" + encode_leaf_data(seq, ts, op, key, value)
                 ).digest()
@@ -576,7 +573,7 @@ class LedgerLog(Engine):
             if op == OP_PUT:
                 latest[key] = seq
                 self._live += not was_live
-                if trusted:
+                if replaying:
                     continue  # replay at open: leave the cache cold
                 self._cache_put(key, value)
             else:
@@ -635,10 +632,12 @@ class LedgerLog(Engine):
         self._persist_hard_state(self._hard)
 
     def _close_storage(self) -> None:
-        for fd in [self._active_fd, self._state_fd, self._hash_fd, *self._retired_fds]:
+        for fd in [self._active_fd, self._state_fd, *self._retired_fds]:
             if fd >= 0:
                 fileio.close(fd)
-        self._active_fd = self._state_fd = self._hash_fd = -1
+        self._active_fd = self._state_fd = -1
+        if self._leaf_store is not None:
+            self._leaf_store.close()
         self._retired_fds = []
         for seg in self._segs:
             fileio.close(seg.read_fd)

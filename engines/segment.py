@@ -57,6 +57,7 @@ from .format import (
     segment_name,
 )
 from .hint import HINT_SUFFIX, decode_hint, encode_hint
+from .leafstore import LeafHashes
 
 log = logging.getLogger("scribe.engine")
 
@@ -104,8 +105,7 @@ class SegmentEngine(Engine):
         self._dirty_fds: set[int] = set()
         self._retired_fds: list[int] = []
         self._dir_dirty = False
-        self._hash_fd = -1
-        self._hashes_written = 0
+        self._leaf_store: LeafHashes | None = None
         self._lock_fd = -1
 
         created = not os.path.isdir(self._dir)
@@ -328,18 +328,18 @@ class SegmentEngine(Engine):
 
     def _open_hashes(self) -> None:
         path = os.path.join(self._dir, HASHES_FILE)
-        data = fileio.read_file(path) if os.path.exists(path) else b""
+        existed = os.path.exists(path)
+        store = LeafHashes(path)
+        self._leaf_store = store
         n = len(self._positions)
-        keep = min(len(data) // HASH_BYTES, n)
-        if len(data) != keep * HASH_BYTES:
-            fileio.truncate(path, keep * HASH_BYTES)
-        self._leaf_hashes = bytearray(data[: keep * HASH_BYTES])
+        keep = min(len(store) // HASH_BYTES, n)
+        if len(store) != keep * HASH_BYTES:
+            store.truncate(keep * HASH_BYTES)
+        self._leaf_hashes = store
         self._spot_check_hashes(path, keep)
         for seq in range(keep, n):
-            self._leaf_hashes += leaf_hash_of_payload(self._read_payload(seq))
-        self._hashes_written = keep * HASH_BYTES
-        self._hash_fd = fileio.open_append(path)
-        if not data:
+            store += leaf_hash_of_payload(self._read_payload(seq))
+        if not existed:
             self._dir_dirty = True
 
     # ---- writing ----------------------------------------------------------------------------
@@ -466,11 +466,8 @@ class SegmentEngine(Engine):
                 fileio.close(fd)
             self._retired_fds = []
             self._spill()
-            new_hashes = self._leaf_hashes[self._hashes_written :]
-            if new_hashes:
-                fileio.write_all(self._hash_fd, new_hashes)
-                self._hashes_written += len(new_hashes)
-                self._dirty_fds.add(self._hash_fd)
+            if self._leaf_store.write_tail():
+                self._dirty_fds.add(self._leaf_store.fd)
             fds = list(self._dirty_fds)
             self._dirty_fds.clear()
             dir_dirty, self._dir_dirty = self._dir_dirty, False
@@ -513,10 +510,11 @@ class SegmentEngine(Engine):
     # ---- closing ----------------------------------------------------------------------------
 
     def _close_storage(self) -> None:
-        for fd in (self._active_fd, self._hash_fd):
-            if fd >= 0:
-                fileio.close(fd)
-        self._active_fd = self._hash_fd = -1
+        if self._active_fd >= 0:
+            fileio.close(self._active_fd)
+        self._active_fd = -1
+        if self._leaf_store is not None:
+            self._leaf_store.close()
         for fd in self._retired_fds:
             fileio.close(fd)
         self._retired_fds = []

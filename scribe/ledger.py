@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 # engines imports scribe.errors, so the ledger imports engines lazily (in __init__) to stay acyclic.
-from .errors import ClosedError, InvalidArgumentError, KeyNotFoundError
+from .errors import ClosedError, InvalidArgumentError
 from .limits import (
     CACHE_BYTES_DEFAULT,
     FLUSH_EVERY_MS_DEFAULT,
@@ -21,7 +21,7 @@ from .limits import (
     VALUE_BYTES_MAX_DEFAULT,
     VALUE_BYTES_MAX_LIMIT,
 )
-from .merkle import MerkleTree
+from .record_tree import RecordTree
 from .records import OP_DELETE, OP_PUT, Proof, Record, TreeHead, Version
 
 log = logging.getLogger("scribe.ledger")
@@ -91,8 +91,7 @@ class Ledger:
             )
         except ValueError as exc:
             raise InvalidArgumentError(str(exc)) from None
-        self._tree: MerkleTree | None = None
-        self._tree_lock = threading.Lock()
+        self._tree = RecordTree(self._engine)
         self._sync_each_write = flush_every_ms == 0
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -263,65 +262,22 @@ class Ledger:
 
     # ---- verification -----------------------------------------------------------------------
 
-    def _synced_tree(self) -> MerkleTree:
-        """The Merkle tree, extended with every record appended so far. Call with _tree_lock held."""
-        hashes = self._engine.leaf_hashes()
-        if self._tree is None:
-            self._tree = MerkleTree(bytes(hashes))
-        else:
-            have = self._tree.size * 32
-            if len(hashes) > have:
-                new = bytes(hashes[have:])
-                self._tree.extend(new[i : i + 32] for i in range(0, len(new), 32))
-        return self._tree
-
     def tree_head(self) -> TreeHead:
         """Size and root of the tree over every record; ts_ms of the newest record (0 when empty)."""
-        with self._tree_lock:
-            tree = self._synced_tree()
-            size = tree.size
-            root = tree.root(size)
-        ts_ms = self._engine.record(size - 1).ts_ms if size else 0
-        return TreeHead(size, root, ts_ms)
+        return self._tree.tree_head()
 
     def prove(self, key: str | bytes, seq: int | None = None) -> Proof:
         """Inclusion proof of key's newest record (or of its version `seq`, from history)."""
-        k = _key(key)
-        if seq is None:
-            versions = self._engine.history(k)
-            if not versions:
-                raise KeyNotFoundError(f"key {k!r} was never written")
-            seq = next(v.seq for v in reversed(versions) if v.op != 3)
-        if not isinstance(seq, int) or seq < 0:
+        if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
             raise InvalidArgumentError("seq must be a non-negative int")
-        with self._tree_lock:
-            tree = self._synced_tree()
-            size = tree.size
-            if seq >= size:
-                raise KeyNotFoundError(f"no record with seq {seq}")
-            rec = self._engine.record(seq)
-            if rec.key != k:
-                raise KeyNotFoundError(f"record {seq} is not a version of key {k!r}")
-            path = tree.inclusion_proof(seq, size)
-            root = tree.root(size)
-        return Proof(
-            rec.seq, rec.ts_ms, rec.op, rec.key, rec.value, rec.leaf_hash(), size, root, path
-        )
+        return self._tree.prove(_key(key), seq)
 
     def consistency(self, first: int, second: int) -> list[bytes]:
         """RFC 9162 consistency proof that the tree of `first` records is a prefix of `second`'s."""
         for name, val in (("first", first), ("second", second)):
             if not isinstance(val, int) or isinstance(val, bool) or val < 0:
                 raise InvalidArgumentError(f"{name} must be a non-negative int")
-        with self._tree_lock:
-            tree = self._synced_tree()
-            if first > second or second > tree.size:
-                raise InvalidArgumentError(
-                    f"need 0 <= first <= second <= {tree.size}, got first={first} second={second}"
-                )
-            if first == 0 or first == second:
-                return []
-            return tree.consistency_proof(first, second)
+        return self._tree.consistency(first, second)
 
     # ---- lifecycle --------------------------------------------------------------------------
 

@@ -249,7 +249,7 @@ class MerkleTree:
     ledger's leaf-hash file on reopen); it is copied. Not thread-safe.
     """
 
-    __slots__ = ("_k", "_leaves", "_levels", "_root_memo")
+    __slots__ = ("_k", "_leaves", "_levels", "_root_memo", "_shared")
 
     def __init__(
         self,
@@ -271,10 +271,25 @@ class MerkleTree:
             )
         self._k = cache_min_height
         self._leaves = leaves
+        self._shared = False
         # _levels[i]: concatenated hashes of the complete aligned subtrees at height k + i.
         self._levels: list[bytearray] = []
         self._root_memo: tuple[int, bytes] = (0, EMPTY_ROOT)
         self._sync()
+
+    @classmethod
+    def over(cls, leaves, *, cache_min_height: int = CACHE_MIN_HEIGHT) -> MerkleTree:
+        """A read-only tree over leaf hashes someone else appends to, without copying them.
+
+        `leaves` needs only `len()` and slicing (a bytearray, or engines.leafstore.LeafHashes,
+        which reads them from disk): the tree grows with it, and its RAM is the cached subtree
+        roots alone. append, extend and truncate are refused.
+        """
+        tree = cls(cache_min_height=cache_min_height)
+        tree._leaves = leaves
+        tree._shared = True
+        tree._sync()
+        return tree
 
     # -- growing and shrinking ---------------------------------------------------------------
 
@@ -287,17 +302,23 @@ class MerkleTree:
 
     def append(self, leaf_hash: bytes) -> None:
         """Add one leaf hash. No hashing here: interior nodes are computed in batches lazily."""
+        self._check_owned()
         if type(leaf_hash) is not bytes or len(leaf_hash) != HASH_BYTES:
             leaf_hash = self._checked_leaf(leaf_hash)
         self._leaves += leaf_hash
 
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
         """Add many leaf hashes at once (atomically: nothing is added if one is malformed)."""
+        self._check_owned()
         hashes = list(leaf_hashes)
         for h in hashes:
             if type(h) is not bytes or len(h) != HASH_BYTES:
                 self._checked_leaf(h)
         self._leaves += b"".join(hashes)
+
+    def _check_owned(self) -> None:
+        if self._shared:
+            raise InvalidArgumentError("a tree over shared leaves (MerkleTree.over) is read-only")
 
     @staticmethod
     def _checked_leaf(value: object) -> bytes:
@@ -309,6 +330,7 @@ class MerkleTree:
 
     def truncate(self, size: int) -> None:
         """Drop every leaf from `size` on (crash recovery, before anything is acknowledged)."""
+        self._check_owned()
         self._check_size(size)
         del self._leaves[size * HASH_BYTES :]
         for i, level in enumerate(self._levels):

@@ -24,22 +24,12 @@ import threading
 import time
 from typing import Any, Protocol
 
-from scribe.errors import InvalidArgumentError, KeyNotFoundError, ScribeError
-from scribe.merkle import MerkleTree
-from scribe.records import OP_CLEAR, Proof, Record, TreeHead, Version
+from scribe.errors import InvalidArgumentError, ScribeError
+from scribe.record_tree import RecordSource, RecordTree
+from scribe.records import Proof, TreeHead
 from scribe.signing import SignedTreeHead, load_or_create_key, public_key_bytes, sign_tree_head
 
 HASH_BYTES = 32
-
-
-class RecordSource(Protocol):
-    """What RecordTree reads: an engine's leaf hashes, records and version chains."""
-
-    def leaf_hashes(self) -> bytes | bytearray: ...
-
-    def record(self, seq: int) -> Record: ...
-
-    def history(self, key: bytes) -> list[Version]: ...
 
 
 class Prover(Protocol):
@@ -50,83 +40,6 @@ class Prover(Protocol):
     def prove(self, key: bytes, seq: int | None = None) -> Proof: ...
 
     def consistency(self, first: int, second: int) -> list[bytes]: ...
-
-
-def _check_size(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidArgumentError(f"{name} must be a non-negative int, got {value!r}")
-    return value
-
-
-class RecordTree:
-    """Ledger-style tree_head / prove / consistency over a RecordSource. Thread-safe."""
-
-    def __init__(self, source: RecordSource):
-        self._source = source
-        self._tree: MerkleTree | None = None
-        self._lock = threading.Lock()
-
-    def _synced(self) -> MerkleTree:
-        """The tree, extended with every leaf the source holds now. Call with _lock held."""
-        hashes = self._source.leaf_hashes()
-        total = len(hashes) // HASH_BYTES * HASH_BYTES  # a concurrent append is never half-seen
-        if self._tree is None:
-            self._tree = MerkleTree(bytes(hashes[:total]))
-        else:
-            have = self._tree.size * HASH_BYTES
-            if total > have:
-                new = bytes(hashes[have:total])
-                self._tree.extend(new[i : i + HASH_BYTES] for i in range(0, len(new), HASH_BYTES))
-        return self._tree
-
-    def tree_head(self) -> TreeHead:
-        with self._lock:
-            tree = self._synced()
-            size = tree.size
-            root = tree.root(size)
-        ts_ms = self._source.record(size - 1).ts_ms if size else 0
-        return TreeHead(size, root, ts_ms)
-
-    def prove(self, key: bytes, seq: int | None = None) -> Proof:
-        if seq is None:
-            versions = self._source.history(key)
-            live = [v.seq for v in versions if v.op != OP_CLEAR]
-            if not live:
-                raise KeyNotFoundError(f"key {key!r} was never written")
-            seq = live[-1]
-        _check_size("seq", seq)
-        with self._lock:
-            tree = self._synced()
-            size = tree.size
-            if seq >= size:
-                raise KeyNotFoundError(f"no record with seq {seq}")
-            record = self._source.record(seq)
-            if record.key != key:
-                raise KeyNotFoundError(f"record {seq} is not a version of key {key!r}")
-            path = tree.inclusion_proof(seq, size)
-            root = tree.root(size)
-        return Proof(
-            record.seq,
-            record.ts_ms,
-            record.op,
-            record.key,
-            record.value,
-            record.leaf_hash(),
-            size,
-            root,
-            path,
-        )
-
-    def consistency(self, first: int, second: int) -> list[bytes]:
-        _check_size("first", first)
-        _check_size("second", second)
-        with self._lock:
-            tree = self._synced()
-            if first > second or second > tree.size:
-                raise InvalidArgumentError(
-                    f"need 0 <= first <= second <= {tree.size}, got first={first} second={second}"
-                )
-            return tree.consistency_proof(first, second)
 
 
 class VerifiableBackend:
