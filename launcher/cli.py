@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 import transports
+from launcher import faults
 from launcher.layout import (
     HOST,
     NODES_MAX,
@@ -74,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--election-timeout", type=_positive, default=10, help="ticks")
     up.add_argument("--heartbeat-timeout", type=_positive, default=3, help="ticks")
     up.add_argument("--timeout", type=float, default=LEADER_WAIT_S_DEFAULT, help="seconds")
+    up.add_argument(
+        "--enable-fault-injection",
+        action="store_true",
+        help="test only: nodes obey `faults` commands (partitions, fsync failures)",
+    )
     with_dir(sub.add_parser("status", help="print the node table"))
     down = with_dir(sub.add_parser("down", help="stop every node (SIGTERM, then SIGKILL)"))
     down.add_argument("--grace", type=float, default=STOP_GRACE_S, help="seconds before SIGKILL")
@@ -86,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id", type=int)
         if name == "start":
             p.add_argument("--timeout", type=float, default=LEADER_WAIT_S_DEFAULT)
+    faults_cmd = with_dir(sub.add_parser("faults", help="test only: partitions, drops, fsync"))
+    faults_cmd.add_argument("action", choices=faults.COMMANDS)
+    faults_cmd.add_argument("groups", nargs="*", help="node ids, comma-separated groups, or P")
+    faults_cmd.add_argument("--seed", type=int, default=0, help="seeds random drops")
     return parser
 
 
@@ -230,6 +240,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _refuse_other_membership(cdir, spec)
     check_ports_free(_ports_to_check(spec))
     cdir.write_configs(spec)
+    faults.set_enabled(cdir, args.enable_fault_injection)
     for node_id in range(1, spec.nodes + 1):  # check them as the nodes will
         try:
             cdir.load(node_id)
@@ -363,6 +374,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_faults(args: argparse.Namespace) -> int:
+    for line in faults.apply(ClusterDir(args.dir), args.action, args.groups, seed=args.seed):
+        print(line)
+    return 0
+
+
 COMMANDS = {
     "up": cmd_up,
     "status": cmd_status,
@@ -370,6 +387,7 @@ COMMANDS = {
     "stop": cmd_stop,
     "start": cmd_start,
     "kill": cmd_kill,
+    "faults": cmd_faults,
 }
 
 

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from launcher import faults
 from launcher.layout import HOST, ClusterDir, LauncherError
 
 # Seconds a node gets to stop after SIGTERM (it hands leadership over first) before SIGKILL.
@@ -69,6 +70,7 @@ def spawn_node(cdir: ClusterDir, node_id: int) -> subprocess.Popen:
         str(cdir.config_path(node_id)),
         "--node-id",
         str(node_id),
+        *faults.node_args(cdir, node_id),  # test-only fault injection, when `up` enabled it
     ]
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(

@@ -31,6 +31,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
     parser.add_argument("--log-file", help="append logs to this file instead of stderr")
+    parser.add_argument(
+        "--enable-fault-injection",
+        action="store_true",
+        help="test only: apply <data_dir>/fault-control.json at run time (scribe.node.faults)",
+    )
     return parser.parse_args(argv)
 
 
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = load_config_or_exit(args.config, args.node_id, prog=PROG)
     context = setup_logging(config.node_id, args.log_level, args.log_file)
-    node = Node(config, context_filter=context)
+    node = Node(config, context_filter=context, fault_injection=args.enable_fault_injection)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

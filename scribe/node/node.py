@@ -82,8 +82,10 @@ class Node:
         open_log: Callable[[NodeConfig], OpenedLog] = open_ledger_log,
         transport_kind: str | None = None,
         context_filter: Any = None,
+        fault_injection: bool = False,
     ) -> None:
         self.config = config
+        self.fault_injection = fault_injection  # test only: see scribe.node.faults
         self._open_log = open_log
         self._transport_kind = transport_kind or config.network.transport
         self._context_filter = context_filter
@@ -151,6 +153,11 @@ class Node:
             server.close()
             raise
         runtime.transport = transport
+        fault_task = None
+        if self.fault_injection:
+            from scribe.node.faults import start_fault_control
+
+            fault_task = start_fault_control(config.node.data_dir, transport, state_log)
         log.info(
             "node %s up: HTTP http://%s:%s, Raft %s port %s, %d voters, applied index %s",
             config.node_id,
@@ -174,6 +181,8 @@ class Node:
                 raise ScribeError("the Raft loop ended unexpectedly")
             await self._graceful_stop(loop, run_task)
         finally:
+            if fault_task is not None:
+                fault_task.cancel()
             if not run_task.done():
                 runtime.stop()
                 await asyncio.gather(run_task, return_exceptions=True)
