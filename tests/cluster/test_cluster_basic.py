@@ -115,6 +115,37 @@ def test_every_replica_holds_the_same_records(shared_cluster):
     assert dumps[0] == dumps[1] == dumps[2]
 
 
+def test_replicas_sign_the_same_root_at_the_same_size(shared_cluster):
+    from scribe import verify_consistency
+    from scribe.signing import verify_tree_head_signature
+
+    c = shared_cluster
+    c.put(2, "tree:same", "root")
+    for node_id in c.ids:
+        c.wait_value(node_id, "tree:same", "root")
+    heads = [request(c.port(i), "GET", "/tree/head").json() for i in c.ids]
+    assert len({h["tree_size"] for h in heads}) == 1, heads
+    assert len({h["root"] for h in heads}) == 1, heads
+    assert len({h["public_key"] for h in heads}) == 3  # each node signs with its own key
+    for h in heads:
+        assert verify_tree_head_signature(
+            h["public_key"], h["tree_size"], bytes.fromhex(h["root"]), h["ts_ms"], h["signature"]
+        )
+    # Every node proves that an earlier head of another node is a prefix of its own tree.
+    size = heads[0]["tree_size"]
+    c.put(3, "tree:later", "grows")
+    c.wait_value(1, "tree:later", "grows")
+    later = request(c.port(1), "GET", "/tree/head").json()
+    proof = request(c.port(1), "GET", f"/tree/consistency?first={size}&second={later['tree_size']}")
+    assert verify_consistency(
+        size,
+        later["tree_size"],
+        bytes.fromhex(heads[1]["root"]),
+        bytes.fromhex(later["root"]),
+        [bytes.fromhex(x) for x in proof.json()["proof"]],
+    )
+
+
 def test_bad_input_over_http_is_refused_and_the_node_stays_right(shared_cluster):
     c = shared_cluster
     port = c.port(3)
