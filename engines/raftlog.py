@@ -37,7 +37,7 @@ from collections import OrderedDict
 
 from crc32c import crc32c
 
-from scribe.errors import CorruptionError, InvalidArgumentError, LockedError, ScribeError
+from scribe.errors import CorruptionError, InvalidArgumentError, ScribeError
 from scribe.limits import (
     CACHE_BYTES_DEFAULT,
     FRAME_PAYLOAD_BYTES_MAX,
@@ -53,6 +53,7 @@ from . import fileio
 from .base import HASHES_FILE, Engine, _sha256
 from .format import FLAG_COMMIT, FRAME_HEAD, FRAME_HEAD_BYTES, PAYLOAD_HEAD, U32
 from .leafstore import LeafHashes
+from .segfiles import SegmentFile, open_data_dir, segment_names, valid_frame_follows
 
 log = logging.getLogger("scribe.raftlog")
 
@@ -137,15 +138,6 @@ def _check_seg_header(data: bytes) -> str | None:
     return None
 
 
-class _Seg:
-    __slots__ = ("first_index", "path", "read_fd")
-
-    def __init__(self, first_index, path, read_fd):
-        self.first_index = first_index
-        self.path = path
-        self.read_fd = read_fd
-
-
 class LedgerLog(Engine):
     """The node's storage: a scribe.raft.RaftStorage whose applied entries form the ledger."""
 
@@ -161,7 +153,7 @@ class LedgerLog(Engine):
             raise InvalidArgumentError(f"segment_size must be at least {SEGMENT_BYTES_MIN} bytes")
         self._dir = os.path.abspath(path)
         self._segment_bytes = segment_bytes
-        self._segs: list[_Seg] = []
+        self._segs: list[SegmentFile] = []
         self._terms = array("Q")  # term of entry i at position i - 1
         self._entry_pos = array("Q")  # (segment index << 40) | frame offset of entry i
         self._tail: OrderedDict[int, Entry] = OrderedDict()
@@ -186,16 +178,7 @@ class LedgerLog(Engine):
         self._leaf_store: LeafHashes | None = None
         self._trusted_count = 0
         self._lock_fd = -1
-        created = not os.path.isdir(self._dir)
-        os.makedirs(self._dir, exist_ok=True)
-        if created:
-            fileio.fsync_dir(os.path.dirname(self._dir))
-        try:
-            self._lock_fd = fileio.lock_dir(self._dir)
-        except BlockingIOError:
-            raise LockedError(
-                f"{self._dir} is open in another process (its LOCK file is held)"
-            ) from None
+        self._dir, self._lock_fd = open_data_dir(self._dir)
         try:
             self._open()
         except BaseException:
@@ -205,15 +188,7 @@ class LedgerLog(Engine):
     # ---- open ------------------------------------------------------------------------------
 
     def _open(self) -> None:
-        names = sorted(n for n in fileio.listdir(self._dir) if n.endswith(LOG_SUFFIX))
-        if names:
-            last = os.path.join(self._dir, names[-1])
-            if fileio.file_size(last) <= SEG_HEADER_BYTES and _check_seg_header(
-                fileio.read_file(last)
-            ):
-                log.warning("removing %s: torn header from an interrupted segment roll", last)
-                fileio.remove(last)
-                names.pop()
+        names = segment_names(self._dir, LOG_SUFFIX, SEG_HEADER_BYTES, _check_seg_header)
         expected = 1
         for i, name in enumerate(names):
             try:
@@ -236,7 +211,7 @@ class LedgerLog(Engine):
 
     def _load_segment(self, idx: int, path: str, first: int, is_last: bool) -> int:
         read_fd = fileio.open_read(path)
-        self._segs.append(_Seg(first, path, read_fd))
+        self._segs.append(SegmentFile(first, path, read_fd))
         data = fileio.read_file(path)
         problem = _check_seg_header(data)
         if problem:
@@ -276,7 +251,9 @@ class LedgerLog(Engine):
                 index += 1
                 off = end
                 continue
-            if not is_last or _entry_follows(data, off, index):
+            if not is_last or valid_frame_follows(
+                data, off, index, FRAME_HEAD_BYTES + 8, ENTRY_HEAD_BYTES
+            ):
                 raise CorruptionError(bad, path, off)
             log.warning("%s: torn tail of %d bytes after offset %d truncated", path, n - off, off)
             fileio.truncate(path, off)
@@ -442,7 +419,7 @@ class LedgerLog(Engine):
         path = os.path.join(self._dir, f"{first_index:020d}{LOG_SUFFIX}")
         fd = fileio.open_append(path)
         fileio.write_all(fd, _seg_header())
-        self._segs.append(_Seg(first_index, path, fileio.open_read(path)))
+        self._segs.append(SegmentFile(first_index, path, fileio.open_read(path)))
         self._active_fd = fd
         self._written = SEG_HEADER_BYTES
         self._dirty_fds.add(fd)
@@ -649,22 +626,3 @@ class LedgerLog(Engine):
     @property
     def path(self) -> str:
         return self._dir
-
-
-def _entry_follows(data: bytes, bad_off: int, index: int) -> bool:
-    """Is there an intact entry frame after bad_off with one of the next few indexes?"""
-    for i in range(index, index + 4):
-        needle = struct.pack(">Q", i)
-        h = data.find(needle, bad_off + 1)
-        hits = 0
-        while h >= 0 and hits < 10_000:
-            hits += 1
-            cand = h - FRAME_HEAD_BYTES - 8  # the index follows the term in the payload
-            if cand > bad_off and len(data) - cand >= FRAME_HEAD_BYTES:
-                plen, crc = FRAME_HEAD.unpack_from(data, cand)
-                end = cand + FRAME_HEAD_BYTES + plen
-                if ENTRY_HEAD_BYTES <= plen <= FRAME_PAYLOAD_BYTES_MAX and end <= len(data):
-                    if crc32c(memoryview(data)[cand + FRAME_HEAD_BYTES : end]) == crc:
-                        return True
-            h = data.find(needle, h + 1)
-    return False

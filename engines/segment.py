@@ -27,7 +27,7 @@ from array import array
 
 from crc32c import crc32c
 
-from scribe.errors import CorruptionError, LockedError
+from scribe.errors import CorruptionError
 from scribe.limits import (
     CACHE_BYTES_DEFAULT,
     FRAME_PAYLOAD_BYTES_MAX,
@@ -58,6 +58,7 @@ from .format import (
 )
 from .hint import HINT_SUFFIX, decode_hint, encode_hint
 from .leafstore import LeafHashes
+from .segfiles import SegmentFile, open_data_dir, segment_names, valid_frame_follows
 
 log = logging.getLogger("scribe.engine")
 
@@ -70,15 +71,6 @@ _sha256 = hashlib.sha256
 # Where 0x00 || leaf_data (the leaf hash input) starts, counted from the frame start.
 _HASH_IN_FRAME = FRAME_HEAD_BYTES + LEAF_HASH_INPUT_OFFSET
 _FOLLOW_SEARCH_HITS_MAX = 10_000
-
-
-class _Segment:
-    __slots__ = ("base_seq", "path", "read_fd")
-
-    def __init__(self, base_seq: int, path: str, read_fd: int):
-        self.base_seq = base_seq
-        self.path = path
-        self.read_fd = read_fd
 
 
 class SegmentEngine(Engine):
@@ -94,7 +86,7 @@ class SegmentEngine(Engine):
             raise ValueError(f"segment_size must be at least {SEGMENT_BYTES_MIN} bytes")
         self._dir = os.path.abspath(path)
         self._segment_bytes = segment_bytes
-        self._segments: list[_Segment] = []
+        self._segments: list[SegmentFile] = []
         self._positions = array("Q")
         self._wbuf = bytearray()
         self._written = 0  # bytes of the active segment already handed to the OS
@@ -108,16 +100,7 @@ class SegmentEngine(Engine):
         self._leaf_store: LeafHashes | None = None
         self._lock_fd = -1
 
-        created = not os.path.isdir(self._dir)
-        os.makedirs(self._dir, exist_ok=True)
-        if created:
-            fileio.fsync_dir(os.path.dirname(self._dir))
-        try:
-            self._lock_fd = fileio.lock_dir(self._dir)
-        except BlockingIOError:
-            raise LockedError(
-                f"{self._dir} is open in another process (its LOCK file is held)"
-            ) from None
+        self._dir, self._lock_fd = open_data_dir(self._dir)
         try:
             self._open()
         except BaseException:
@@ -127,23 +110,10 @@ class SegmentEngine(Engine):
     # ---- open and recovery ------------------------------------------------------------------
 
     def _open(self) -> None:
-        names = sorted(n for n in fileio.listdir(self._dir) if n.endswith(SEGMENT_SUFFIX))
         for n in fileio.listdir(self._dir):
             if n.endswith(".tmp"):  # an interrupted atomic write: the old file is still valid
                 fileio.remove(os.path.join(self._dir, n))
-        if names:
-            last_path = os.path.join(self._dir, names[-1])
-            fd = fileio.open_read(last_path)
-            try:
-                head = fileio.pread(fd, SEGMENT_HEADER_BYTES + 1, 0)
-            finally:
-                fileio.close(fd)
-            if len(head) <= SEGMENT_HEADER_BYTES and check_segment_header(head):
-                # No record can live in a file this short, so removing it loses nothing.
-                # A crash while rolling to a new segment: its header never reached the disk.
-                log.warning("removing %s: torn segment header from an interrupted roll", last_path)
-                fileio.remove(last_path)
-                names.pop()
+        names = segment_names(self._dir, SEGMENT_SUFFIX, SEGMENT_HEADER_BYTES, check_segment_header)
         expected = 0
         for i, name in enumerate(names):
             try:
@@ -170,7 +140,7 @@ class SegmentEngine(Engine):
 
     def _load_segment(self, idx: int, base: int, path: str, is_last: bool) -> int:
         read_fd = fileio.open_read(path)
-        self._segments.append(_Segment(base, path, read_fd))
+        self._segments.append(SegmentFile(base, path, read_fd))
         size = os.fstat(read_fd).st_size
         head = fileio.pread(read_fd, SEGMENT_HEADER_BYTES, 0)
         problem = check_segment_header(head)
@@ -306,7 +276,7 @@ class SegmentEngine(Engine):
                 continue
             if not is_last:
                 raise CorruptionError(bad, path, start + off)
-            if _valid_frame_follows(data, off, seq):
+            if valid_frame_follows(data, off, seq, SEQ_OFFSET_IN_FRAME, PAYLOAD_BYTES_MIN):
                 raise CorruptionError(
                     bad + " and valid records follow it (not a torn write)", path, start + off
                 )
@@ -348,7 +318,7 @@ class SegmentEngine(Engine):
         path = os.path.join(self._dir, segment_name(self._next_seq))
         fd = fileio.open_append(path)
         fileio.write_all(fd, segment_header())
-        self._segments.append(_Segment(self._next_seq, path, fileio.open_read(path)))
+        self._segments.append(SegmentFile(self._next_seq, path, fileio.open_read(path)))
         self._active_fd = fd
         self._written = SEGMENT_HEADER_BYTES
         self._active_bits = (len(self._segments) - 1) << OFFSET_BITS
@@ -377,7 +347,7 @@ class SegmentEngine(Engine):
         last_off = offsets[-1]
         last_crc = _frame_head_unpack(fileio.pread(seg.read_fd, FRAME_HEAD_BYTES, last_off))[1]
         data = encode_hint(
-            seg.base_seq, self._written, last_off, last_crc, offsets, self._act_ops, self._act_keys
+            seg.first, self._written, last_off, last_crc, offsets, self._act_ops, self._act_keys
         )
         fileio.write_file_atomic(seg.path[: -len(SEGMENT_SUFFIX)] + HINT_SUFFIX, data)
 
@@ -528,22 +498,3 @@ class SegmentEngine(Engine):
     @property
     def path(self) -> str:
         return self._dir
-
-
-def _valid_frame_follows(data: bytes, bad_off: int, seq: int) -> bool:
-    """Is there an intact frame after bad_off carrying one of the next few seqs?"""
-    hits = 0
-    for s in range(seq, seq + 4):
-        needle = _U64.pack(s)
-        h = data.find(needle, bad_off + 1)
-        while h >= 0 and hits < _FOLLOW_SEARCH_HITS_MAX:
-            hits += 1
-            cand = h - SEQ_OFFSET_IN_FRAME
-            if cand > bad_off and len(data) - cand >= FRAME_HEAD_BYTES:
-                plen, crc = _frame_head_unpack(data, cand)
-                end = cand + FRAME_HEAD_BYTES + plen
-                if PAYLOAD_BYTES_MIN <= plen <= FRAME_PAYLOAD_BYTES_MAX and end <= len(data):
-                    if crc32c(memoryview(data)[cand + FRAME_HEAD_BYTES : end]) == crc:
-                        return True
-            h = data.find(needle, h + 1)
-    return False

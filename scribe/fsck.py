@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from crc32c import crc32c
 
+from engines.base import HASHES_FILE
 from engines.format import (
     FLAG_COMMIT,
     FLAGS_KNOWN,
@@ -42,6 +43,7 @@ from engines.format import (
     check_segment_header,
 )
 from engines.hint import HINT_SUFFIX, decode_hint
+from engines.leafstore import HASH_BYTES
 from scribe.errors import CorruptionError
 from scribe.limits import FRAME_PAYLOAD_BYTES_MAX
 from scribe.merkle import MerkleTree
@@ -50,8 +52,6 @@ from scribe.records import OP_CLEAR, OPS, encode_leaf_data
 EXIT_CLEAN = 0
 EXIT_DAMAGED = 1
 EXIT_USAGE = 2
-HASHES_FILE = "leaves.hashes"
-HASH_BYTES = 32
 RLOG_SUFFIX = ".rlog"
 _sha256 = hashlib.sha256
 _U64 = struct.Struct(">Q")
