@@ -661,7 +661,7 @@ def run_once(settings: Settings, workdir: Path) -> dict:
             bad_signatures=len(bad_signatures),
             final_tree_size=size,
             convergence_problems=problems,
-            events=len(rec.events),
+            events=rec.events,
         )
         return summary
     finally:
