@@ -4,7 +4,11 @@ Each node binds one ROUTER socket and connects one DEALER per peer. A DEALER
 carries a routing identity derived from its node id; the ROUTER prefixes every
 incoming message with the identity of the connection it came from, and
 `node_id_from_identity` turns it back into the sender id. That function is the
-only place the sender id is derived (CurveZMQ will later bind identity to key).
+only place the sender id is derived.
+
+With CurveKeys (transports/curve.py) every link is encrypted, the ROUTER accepts
+connections from cluster keys only, and a message whose routing identity names
+another node than the key that sent it (the connection's ZAP User-Id) is dropped.
 
 Frames only ever flow DEALER -> ROUTER: a reply travels over the replier's own
 DEALER, so each direction of a link is one independent ZeroMQ pipe.
@@ -23,6 +27,7 @@ from collections.abc import Mapping
 import zmq
 import zmq.asyncio
 
+from transports import curve
 from transports.base import FrameLike, PeerAddress, Transport
 from transports.errors import (
     TransportBindError,
@@ -83,11 +88,27 @@ class ZmqTransport(Transport):
         run_dir: str,
         limits: TransportLimits,
         faults: FaultFilter | None = None,
+        curve_keys: curve.CurveKeys | None = None,
     ) -> None:
         super().__init__(node_id, peers, limits, faults)
         if kind not in ("tcp", "ipc"):
             raise TransportConfigError(f"ZmqTransport kind must be 'tcp' or 'ipc', got {kind!r}")
         self.kind = kind
+        if curve_keys is not None:
+            curve.require_curve()
+            if curve_keys.node_id != node_id:
+                raise TransportConfigError(
+                    f"curve keys of node {curve_keys.node_id} given to node {node_id}"
+                )
+            missing = sorted(set(self.peers) - set(curve_keys.peer_keys))
+            if missing:
+                raise TransportConfigError(
+                    f"node {node_id}: no public curve key for peers {missing}"
+                )
+        self._curve = curve_keys
+        self._authenticator: curve.ZapHandler | None = None
+        # Messages dropped because their routing identity names another node than their key
+        self.dropped_unauthenticated = 0
         self._run_dir = os.fspath(run_dir)
         # Endpoints are computed now, so a bad address fails at construction.
         self._bind_endpoint, self._bind_ipv6 = self._endpoint(node_id)
@@ -115,6 +136,10 @@ class ZmqTransport(Transport):
         context = zmq.asyncio.Context(io_threads=1)
         self._context = context
         try:
+            if self._curve is not None:
+                # The ZAP handler must be listening before the ROUTER accepts a connection
+                self._authenticator = curve.ZapHandler(context, self._curve)
+                self._authenticator.start()
             router = context.socket(zmq.ROUTER)
             self._router = router
             router.setsockopt(zmq.LINGER, 0)
@@ -125,6 +150,8 @@ class ZmqTransport(Transport):
             router.setsockopt(zmq.MAXMSGSIZE, limits.frame_bytes_max)
             router.setsockopt(zmq.IPV6, 1 if self._bind_ipv6 else 0)
             self._set_heartbeats(router)
+            if self._curve is not None:
+                curve.configure_server(router, self._curve)
             try:
                 router.bind(self._bind_endpoint)
                 self._bound = True
@@ -146,6 +173,8 @@ class ZmqTransport(Transport):
                 dealer.setsockopt(zmq.RECONNECT_IVL_MAX, limits.reconnect_interval_ms)
                 dealer.setsockopt(zmq.IPV6, 1 if ipv6 else 0)
                 self._set_heartbeats(dealer)
+                if self._curve is not None:
+                    curve.configure_client(dealer, self._curve, peer_id)
                 dealer.connect(endpoint)
         except BaseException:
             self._release()
@@ -174,7 +203,8 @@ class ZmqTransport(Transport):
                 raise TransportClosedError(
                     f"{self.kind} transport of node {self.node_id} is closed"
                 )
-            future = router.recv_multipart()
+            # With curve, frames are kept as zmq.Frame to read their User-Id property.
+            future = router.recv_multipart(copy=self._curve is None)
             self._pending_recv = future
             try:
                 parts = await future
@@ -189,6 +219,17 @@ class ZmqTransport(Transport):
             if len(parts) != 2:
                 self.stats.dropped_malformed += 1
                 continue
+            if self._curve is not None:
+                identity, payload = parts[0].bytes, parts[1]
+                from_id = node_id_from_identity(identity)
+                if from_id is None or from_id not in self.peers:
+                    self.stats.dropped_malformed += 1
+                    continue
+                if payload.get("User-Id") != str(from_id):
+                    # A member's key speaking as another member: never deliver it.
+                    self.dropped_unauthenticated += 1
+                    continue
+                return from_id, payload.bytes
             from_id = node_id_from_identity(parts[0])
             if from_id is None or from_id not in self.peers:
                 self.stats.dropped_malformed += 1
@@ -211,6 +252,9 @@ class ZmqTransport(Transport):
         if self._router is not None:
             self._router.close(linger=0)
             self._router = None
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None
         if self._context is not None:
             self._context.term()
             self._context = None
