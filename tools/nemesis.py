@@ -84,6 +84,8 @@ CLIENT_TIMEOUT_S = 8.0
 FAIL_BACKOFF_S = 0.02
 HEAD_SAMPLE_INTERVAL_S = 0.25
 CONVERGE_TIMEOUT_S = 45.0
+# After a heal, the nemesis waits at most this long for a leader before its quiet time starts.
+RECOVERY_WAIT_S = 15.0
 LAUNCH_TIMEOUT_S = 90.0
 PROBE_TIMEOUT_S = 1.0
 # Share of client operations by kind (the rest are puts).
@@ -412,7 +414,21 @@ class Nemesis:
                     getattr(self, "_" + name.replace("-", "_"))(stop)
                 finally:
                     self.heal()
+                self._await_leader(stop)
             stop.wait(self.quiet_s * self.rng.uniform(1.0, 1.5))
+
+    def _await_leader(self, stop: threading.Event) -> None:
+        """After a heal, let the cluster elect a leader before the quiet time counts (restarted
+        nodes need a second or two to start): otherwise the next fault lands before recovery."""
+        deadline = time.monotonic() + RECOVERY_WAIT_S
+        while not stop.is_set() and time.monotonic() < deadline:
+            leader = self.cluster.leader()
+            if leader is not None:
+                self.rec.event("leader", node=leader)
+                return
+            stop.wait(0.1)
+        if not stop.is_set():
+            self.rec.event("no leader after the heal", seconds=RECOVERY_WAIT_S)
 
     def _hold(self, stop: threading.Event) -> None:
         stop.wait(self.hold_s * self.rng.uniform(1.0, 1.5))
@@ -635,7 +651,8 @@ def run_once(settings: Settings, workdir: Path) -> dict:
         bad_signatures = [e for e in rec.events if e["event"] == "bad tree head signature"]
         counts = {k: sum(1 for op in ops if op.outcome == k) for k in (OK, FAIL, UNKNOWN)}
         verdict = PASS
-        if lin.verdict == VIOLATION or not ledger.ok or bad_signatures:
+        # A node that never comes back (or never catches up) after the heal fails the run too.
+        if lin.verdict == VIOLATION or not ledger.ok or bad_signatures or problems:
             verdict = VIOLATION
         elif lin.verdict == TIMED_OUT:
             verdict = TIMED_OUT
@@ -712,6 +729,8 @@ def print_summary(s: dict) -> None:
     for problem in s.get("convergence_problems", []):
         print(f"  warning: {problem}")
     print(f"  history: {s['history']}")
+    if s.get("cluster_dir"):
+        print(f"  cluster directory (node logs): {s['cluster_dir']}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -761,14 +780,19 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress and sys.stderr.isatty(),
         )
         workdir = Path(tempfile.mkdtemp(prefix=f"nemesis-{name}-", dir=out_dir))
+        summary = None
         try:
             summary = run_once(settings, workdir)
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             print(f"nemesis {name}: the run could not complete: {exc}", file=sys.stderr)
+            print(f"  the cluster's logs are in {workdir}", file=sys.stderr)
             return EXIT_USAGE
         finally:
-            if not args.keep:
+            # A run that did not pass keeps its cluster directory: the node logs tell why.
+            if not args.keep and summary is not None and summary["verdict"] == PASS:
                 shutil.rmtree(workdir, ignore_errors=True)
+            elif summary is not None:
+                summary["cluster_dir"] = str(workdir)
         print_summary(summary)
         summaries.append(summary)
         sys.stdout.flush()
