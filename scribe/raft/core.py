@@ -108,6 +108,10 @@ class RaftCore:
         self._soft_state = SoftState(NONE, Role.FOLLOWER)
         self._outstanding: Ready | None = None
         self._flush_appends = False
+        # Leader: a new commit index the followers have not heard yet. It rides on the next
+        # append with entries, or on an empty append (a commit notice) built by ready().
+        self._commit_notice = False
+        self._commit_told: dict[int, int] = {}  # peer -> commit index last sent to it in an append
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_timeout_ticks
@@ -280,9 +284,7 @@ class RaftCore:
         if self._outstanding is not None:
             raise RaftInvariantError("ready() called again before advance() of the previous Ready")
         if self._flush_appends and self.role == Role.LEADER:
-            for peer in self.peers:
-                while self._send_append(peer, send_if_empty=False):
-                    pass
+            self._flush()
         self._flush_appends = False
         rd = Ready()
         soft = SoftState(self.lead, self.role)
@@ -290,8 +292,10 @@ class RaftCore:
             rd.soft_state = soft
             self._soft_state = soft
         hard = HardState(self.term, self.vote, self.log.committed)
-        if hard != self._handed_hard_state:
+        handed = self._handed_hard_state
+        if hard != handed:
             rd.hard_state = hard
+            rd._vote_changed = hard.term != handed.term or hard.vote != handed.vote
             self._handed_hard_state = hard
         rd.entries = self.log.unstable_entries()
         rd.committed_entries = self.log.next_committed(self.config.max_committed_bytes_per_ready)
@@ -323,7 +327,7 @@ class RaftCore:
             log.stable_to(last.index, last.term)
             if self.role == Role.LEADER:
                 if self.prs[self.id].maybe_update(log.unstable_offset - 1) and self._maybe_commit():
-                    self._bcast_append()
+                    self._notify_commit()
         if rd.committed_entries:
             log.applied_to(rd.committed_entries[-1].index)
         if rd._held:
@@ -359,6 +363,8 @@ class RaftCore:
         self._pending_reads.clear()
         self._reads_before_commit.clear()
         self._flush_appends = False
+        self._commit_notice = False
+        self._commit_told = {}
 
     def _become_follower(self, term: int, lead: int) -> None:
         self._reset(term)
@@ -536,6 +542,8 @@ class RaftCore:
                     )
                 )  # fmt: skip
                 return
+            if m.force and not m.entries:
+                return  # a commit notice: the leader already knows this log matches
             ack = Message(_APP_RESP, m.frm, self.id, self.term, index=last_new)
         if ack_now:
             self._send(ack)
@@ -577,7 +585,7 @@ class RaftCore:
         if pr.state == ProgressState.PROBE:
             pr.become_replicate()
         if self._maybe_commit():
-            self._bcast_append()
+            self._notify_commit()
         elif was_paused:
             self._send_append(m.frm)
         while self._send_append(m.frm, send_if_empty=False):
@@ -598,21 +606,39 @@ class RaftCore:
         )
         if not entries and not send_if_empty:
             return False
+        # An empty append to a follower in replicate state only carries the commit index: it is
+        # a commit notice (force), which the follower does not acknowledge once accepted.
+        notice = not entries and pr.state == ProgressState.REPLICATE
         self._send(
             Message(
                 _APP, to, self.id, self.term, log_term=log.term(prev), index=prev,
-                commit=log.committed, entries=entries,
+                commit=log.committed, entries=entries, force=notice,
             )
         )  # fmt: skip
+        self._commit_told[to] = log.committed
         if entries:
             pr.sent_entries(entries[-1].index)
         elif pr.state == ProgressState.PROBE:
             pr.probe_sent = True
         return True
 
-    def _bcast_append(self) -> None:
+    def _notify_commit(self) -> None:
+        """The commit index moved: tell the followers in the next ready(), where it joins the
+        entries proposed meanwhile instead of costing an extra message per follower."""
+        self._commit_notice = True
+        self._flush_appends = True
+
+    def _flush(self) -> None:
+        """Send every follower the entries it lacks; one that got none hears a new commit index
+        through an empty append."""
+        notice, self._commit_notice = self._commit_notice, False
+        committed = self.log.committed
         for peer in self.peers:
-            self._send_append(peer)
+            sent = False
+            while self._send_append(peer, send_if_empty=False):
+                sent = True
+            if notice and not sent and self._commit_told.get(peer, 0) < committed:
+                self._send_append(peer)
 
     def _bcast_heartbeat(self) -> None:
         committed = self.log.committed

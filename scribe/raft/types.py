@@ -189,6 +189,7 @@ class Ready:
         "dropped_reads",
         "proposals",
         "_held",
+        "_vote_changed",
     )
 
     def __init__(self) -> None:
@@ -201,11 +202,17 @@ class Ready:
         self.dropped_reads: list[bytes] = []  # ctx of ReadIndex requests refused: retry them
         self.proposals: list[Proposal] = []
         self._held: list[Message] = []
+        self._vote_changed = False  # hard_state changes term or vote, not only the commit index
 
     @property
     def must_sync(self) -> bool:
-        """True when hard_state or entries must be fsynced before advance()."""
-        return self.hard_state is not None or bool(self.entries)
+        """True when entries, or a new term or vote, must be fsynced before advance().
+
+        A hard state that only moves the commit index needs no fsync (as in etcd-io/raft): the
+        commit index is volatile in Raft, a restarted node learns it again from the leader, and
+        entries are never applied before they are durable. The runtime still writes it.
+        """
+        return self._vote_changed or bool(self.entries)
 
     def __repr__(self) -> str:
         return (

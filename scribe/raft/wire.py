@@ -11,7 +11,8 @@ Message frame, version 1, all integers big-endian:
     entry_count x ( u64 term | u64 index | u8 type | u32 data_len | data )
     u32 CRC-32C of every byte before it
 
-Field use by type: APP (log_term, index) = previous entry, commit, entries; APP_RESP index = acked
+Field use by type: APP (log_term, index) = previous entry, commit, entries, force = commit notice
+(empty, not acknowledged once accepted); APP_RESP index = acked
 or rejected index, hint_index/hint_term = conflict hint; VOTE/PRE_VOTE (log_term, index) = last
 entry, force = leadership transfer; HEARTBEAT commit, read_seq; HEARTBEAT_RESP read_seq;
 PROP ctx = request id, entries with term = index = 0; PROP_RESP ctx, log_term = term assigned,
