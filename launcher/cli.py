@@ -7,6 +7,7 @@ arguments or a refused action (port in use, a cluster already running in DIR, un
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 LEADER_WAIT_S_DEFAULT = 30.0
 LOG_TAIL_LINES = 15
+API_TOKEN_ENV = "SCRIBE_API_TOKEN"
 
 
 def _port(text: str) -> int:
@@ -76,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--heartbeat-timeout", type=_positive, default=3, help="ticks")
     up.add_argument("--timeout", type=float, default=LEADER_WAIT_S_DEFAULT, help="seconds")
     up.add_argument(
+        "--api-token",
+        default=os.environ.get(API_TOKEN_ENV) or None,
+        help=f"bearer token required for writes (default: ${API_TOKEN_ENV}; none: writes open)",
+    )
+    up.add_argument(
+        "--no-curve",
+        dest="curve",
+        action="store_false",
+        help="plain tcp/ipc peer links (default: CurveZMQ, one key pair per node in DIR/keys)",
+    )
+    up.add_argument(
         "--enable-fault-injection",
         action="store_true",
         help="test only: nodes obey `faults` commands (partitions, fsync failures)",
@@ -92,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id", type=int)
         if name == "start":
             p.add_argument("--timeout", type=float, default=LEADER_WAIT_S_DEFAULT)
+            p.add_argument(
+                "--rejoin",
+                action="store_true",
+                help="the node lost its data directory: let it start empty and catch up",
+            )
     faults_cmd = with_dir(sub.add_parser("faults", help="test only: partitions, drops, fsync"))
     faults_cmd.add_argument("action", choices=faults.COMMANDS)
     faults_cmd.add_argument("groups", nargs="*", help="node ids, comma-separated groups, or P")
@@ -149,6 +167,9 @@ def _spec(args: argparse.Namespace) -> ClusterSpec:
             f"--election-timeout {args.election_timeout} must be above "
             f"--heartbeat-timeout {args.heartbeat_timeout}"
         )
+    token = args.api_token
+    if token is not None and (not token or token != token.strip()):
+        raise LauncherError("--api-token must be non-empty, without surrounding spaces")
     spec = ClusterSpec(
         args.nodes,
         args.transport,
@@ -157,6 +178,8 @@ def _spec(args: argparse.Namespace) -> ClusterSpec:
         args.tick_ms,
         args.election_timeout,
         args.heartbeat_timeout,
+        api_token=args.api_token,
+        curve=args.curve,
     )
     http = {spec.http_of(i) for i in range(1, spec.nodes + 1)}
     raft = {spec.raft_of(i) for i in range(1, spec.nodes + 1)}
@@ -352,7 +375,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     if config.network.transport == "tcp":
         ports.append((config.network.raft_port, f"Raft of node {args.id}"))
     check_ports_free(ports)
-    child = spawn_node(cdir, args.id)
+    child = spawn_node(cdir, args.id, rejoin=args.rejoin)
     # Wait until it answers and knows the leader; with no quorum up there may be none yet.
     try:
         wait_for_leader(cdir, [args.id], args.timeout, {args.id: child})

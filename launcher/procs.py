@@ -56,8 +56,10 @@ def running_pid(cdir: ClusterDir, node_id: int) -> int | None:
     return pid
 
 
-def spawn_node(cdir: ClusterDir, node_id: int) -> subprocess.Popen:
-    """Start node_id in its own session (Ctrl+C of the launcher is the launcher's to handle)."""
+def spawn_node(cdir: ClusterDir, node_id: int, *, rejoin: bool = False) -> subprocess.Popen:
+    """Start node_id in its own session (Ctrl+C of the launcher is the launcher's to handle).
+
+    rejoin: the node lost its data directory and may start empty (scribe.node --rejoin)."""
     log_path = cdir.log_path(node_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -72,6 +74,8 @@ def spawn_node(cdir: ClusterDir, node_id: int) -> subprocess.Popen:
         str(node_id),
         *faults.node_args(cdir, node_id),  # test-only fault injection, when `up` enabled it
     ]
+    if rejoin:
+        command.append("--rejoin")
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
             command,

@@ -105,8 +105,12 @@ class ConsensusSection:
 @dataclass(frozen=True)
 class SecuritySection:
     api_token: str | None = field(repr=False)  # bearer token for writes; never printed
-    curve_secret_key_file: Path | None  # this node's zmq.auth secret key file
-    curve_public_keys_dir: Path | None  # directory of the peers' zmq.auth public key files
+    curve_secret_key_file: Path | None  # this node's zmq.auth secret key file (mode 0600)
+    curve_public_keys_dir: Path | None  # holds node{i}.key, the public key of every member i
+
+    @property
+    def curve_enabled(self) -> bool:
+        return self.curve_secret_key_file is not None
 
 
 @dataclass(frozen=True)
@@ -365,6 +369,18 @@ def parse_config(text: str, path: str | os.PathLike[str], node_id: int | None = 
         )
         nodes = (ClusterNode(node_t["id"], host, client_port, raft_port),)
 
+    token = security_t["api_token"]
+    if token is not None and (not token or token != token.strip()):
+        # a bearer token is compared after the header's spaces are stripped: it cannot have any
+        raise check.fail("[security] api_token", "must be non-empty, without surrounding spaces")
+    curve_files = (security_t["curve_secret_key_file"], security_t["curve_public_keys_dir"])
+    if (curve_files[0] is None) != (curve_files[1] is None):
+        given, missing = (
+            ("curve_secret_key_file", "curve_public_keys_dir")
+            if curve_files[0] is not None
+            else ("curve_public_keys_dir", "curve_secret_key_file")
+        )
+        raise check.fail(f"[security] {given}", f"is set but {missing} is not: give both or none")
     if consensus_t["election_timeout"] <= consensus_t["heartbeat_timeout"]:
         raise check.fail(
             "[consensus] election_timeout",

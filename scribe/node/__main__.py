@@ -14,9 +14,11 @@ import sys
 import uvloop
 
 from scribe.config import load_config_or_exit
-from scribe.errors import ScribeError
+from scribe.errors import CorruptionError, ScribeError
+from scribe.node import membership
 from scribe.node.limits import GIL_SWITCH_INTERVAL_S
 from scribe.node.logs import setup_logging
+from scribe.node.membership import MembershipError
 from scribe.node.node import Node, NodeStartError, install_signal_handlers
 
 PROG = "scribe-node"
@@ -32,6 +34,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--log-file", help="append logs to this file instead of stderr")
     parser.add_argument(
+        "--rejoin",
+        action="store_true",
+        help="start although this member's data_dir was lost (empty): catch up from the leader",
+    )
+    parser.add_argument(
         "--enable-fault-injection",
         action="store_true",
         help="test only: apply <data_dir>/fault-control.json at run time (scribe.node.faults)",
@@ -41,13 +48,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(node: Node) -> None:
     install_signal_handlers(node)
-    await node.serve()
+    # The markers are written once the node is up, so a start that fails early leaves none
+    await node.serve(ready=lambda running: membership.record(running.config))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = load_config_or_exit(args.config, args.node_id, prog=PROG)
     context = setup_logging(config.node_id, args.log_level, args.log_file)
+    try:
+        membership.check(config, rejoin=args.rejoin)
+    except MembershipError as exc:
+        print(f"{PROG}: cannot start node {config.node_id}: {exc}", file=sys.stderr)
+        return EXIT_START_FAILED
     node = Node(config, context_filter=context, fault_injection=args.enable_fault_injection)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
@@ -55,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
             runner.run(_serve(node))
     except NodeStartError as exc:
         print(f"{PROG}: cannot start node {config.node_id}: {exc}", file=sys.stderr)
+        return EXIT_START_FAILED
+    except CorruptionError as exc:
+        # Protocol-aware recovery: a damaged entry inside the log is never truncated away (the
+        # node would then vote and serve with a log shorter than what it acknowledged).
+        print(
+            f"{PROG}: node {config.node_id} stops: its log is corrupt: {exc}. The log was not "
+            "truncated; restore the data directory, or remove it and start the node with "
+            "--rejoin to copy the log from the leader",
+            file=sys.stderr,
+        )
         return EXIT_START_FAILED
     except ScribeError as exc:
         logging.getLogger("scribe.node").critical("node failed: %s", exc, exc_info=True)

@@ -23,6 +23,7 @@ from scribe.http import ServerThread, create_app, make_server
 from scribe.node.backend import EncodeOps, RaftBackend
 from scribe.node.limits import HTTP_THREADS, STOP_DRAIN_MS, TRANSFER_WAIT_MS
 from scribe.node.metrics import NodeMetrics
+from scribe.node.peer_keys import curve_keys_for
 from scribe.node.runtime import NodeRuntime, StateLog
 from scribe.raft import RaftConfig, RaftCore
 
@@ -141,8 +142,13 @@ class Node:
                 m.id: transports.PeerAddress(m.host, m.raft_port) for m in config.cluster.nodes
             }
             try:
+                curve_keys = curve_keys_for(config, self._transport_kind)
                 transport = transports.create(
-                    self._transport_kind, config.node_id, peers, run_dir=run_dir(config)
+                    self._transport_kind,
+                    config.node_id,
+                    peers,
+                    run_dir=run_dir(config),
+                    curve_keys=curve_keys,
                 )
                 await transport.start()
             except transports.TransportError as exc:
@@ -159,11 +165,12 @@ class Node:
 
             fault_task = start_fault_control(config.node.data_dir, transport, state_log)
         log.info(
-            "node %s up: HTTP http://%s:%s, Raft %s port %s, %d voters, applied index %s",
+            "node %s up: HTTP http://%s:%s, Raft %s%s port %s, %d voters, applied index %s",
             config.node_id,
             config.network.listen_addr,
             server.effective_port,
             self._transport_kind,
+            " (curve)" if curve_keys is not None else "",
             config.network.raft_port,
             len(voters),
             state_log.applied_index,
