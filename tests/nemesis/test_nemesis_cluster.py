@@ -46,7 +46,7 @@ def run_nemesis(tmp_path: Path, nemesis: str, seed: int) -> dict:
             "--duration",
             str(DURATION_S),
             "--clients",
-            "6",
+            "4",
             "--keys",
             "3",
             "--tick-ms",
