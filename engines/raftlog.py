@@ -22,6 +22,10 @@ COMMIT_PERSIST_INTERVAL_S otherwise): it is only a lower bound used to replay th
 open; the rest is committed again by the leader. Entries are fsynced before the hard state that
 commits them, so the persisted commit never exceeds the durable log.
 
+leaves.hashes is derived from the log, so it too is written lazily: at most every
+LEAF_HASHES_PERSIST_INTERVAL_S, and at close. A sync therefore costs one fsync (the log), not two;
+open recomputes the hashes of the records past the end of the file.
+
 A torn tail of the last segment is truncated as in engines.segment; damage anywhere else raises
 CorruptionError: a node never votes or serves with a log it silently shortened.
 """
@@ -73,6 +77,7 @@ STATE_FILE = "raft.state"
 OFFSET_BITS = 40
 OFFSET_MASK = (1 << OFFSET_BITS) - 1
 COMMIT_PERSIST_INTERVAL_S = 1.0
+LEAF_HASHES_PERSIST_INTERVAL_S = 1.0
 # Recent entries kept in memory so replication to followers rarely reads the disk.
 TAIL_CACHE_ENTRIES_MAX = 8192
 TAIL_CACHE_BYTES_MAX = 64 * 1024 * 1024
@@ -174,6 +179,7 @@ class LedgerLog(Engine):
         self._hard_persisted = HardState()
         self._hard_gen = 0
         self._commit_persisted_at = 0.0
+        self._leaves_persisted_at = 0.0
         self._state_fd = -1
         self._leaf_store: LeafHashes | None = None
         self._trusted_count = 0
@@ -438,8 +444,11 @@ class LedgerLog(Engine):
                 fileio.close(fd)
             self._retired_fds = []
             self._spill()
-            if self._leaf_store is not None and self._leaf_store.write_tail():
-                self._dirty_fds.add(self._leaf_store.fd)
+            now = time.monotonic()
+            if now - self._leaves_persisted_at >= LEAF_HASHES_PERSIST_INTERVAL_S:
+                self._leaves_persisted_at = now
+                if self._leaf_store is not None and self._leaf_store.write_tail():
+                    self._dirty_fds.add(self._leaf_store.fd)
             fds = list(self._dirty_fds)
             self._dirty_fds.clear()
             dir_dirty, self._dir_dirty = self._dir_dirty, False
@@ -604,6 +613,9 @@ class LedgerLog(Engine):
     # ---- closing ---------------------------------------------------------------------------
 
     def _before_close(self) -> None:
+        # A clean stop writes every leaf hash, so the next open recomputes none.
+        if self._leaf_store is not None and self._leaf_store.write_tail():
+            fileio.fsync(self._leaf_store.fd)
         # A clean stop persists the exact commit index, so the next open replays everything committed.
         self._commit_persisted_at = 0.0
         self._persist_hard_state(self._hard)
