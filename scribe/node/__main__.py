@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_START_FAILED
-    except ScribeError as exc:
+    except (ScribeError, OSError) as exc:  # OSError: the disk failed (EIO on fsync, ENOSPC)
         logging.getLogger("scribe.node").critical("node failed: %s", exc, exc_info=True)
         return EXIT_START_FAILED
     except KeyboardInterrupt:
