@@ -24,6 +24,7 @@ from scribe.signing import SignedTreeHead
 from . import openapi
 from .backend import Backend, Member, WriteResult
 from .errors import ApiError, bad_request, register_error_handlers
+from .fastkv import FastKv
 from .inputs import (
     check_bearer,
     check_fields,
@@ -390,4 +391,6 @@ def create_app(
         "metrics": metrics,
         "max_body_bytes": api.max_json_bytes,  # the largest body any route accepts
     }
+    # Last, once every hook is in place: plain PUT and GET /kv/<key> skip Flask's per-request cost.
+    app.wsgi_app = FastKv(app, app.wsgi_app, backend, metrics, max_value_bytes, api.token)
     return app
