@@ -30,8 +30,12 @@ _KEY = {
     "name": "key",
     "in": "path",
     "required": True,
-    "description": f"the key, URL-path-encoded UTF-8 (%2F for '/'), 1..{KEY_BYTES_MAX} bytes",
-    "schema": _STR,
+    "description": (
+        f"the key, URL-path-encoded UTF-8 (%2F for '/'), 1..{KEY_BYTES_MAX} bytes; a key with a"
+        " line feed cannot be routed in a path: write it with PUT /put or POST /batch"
+    ),
+    # The router matches a path segment with a regular expression whose '.' stops at a line feed
+    "schema": {"type": "string", "minLength": 1, "pattern": "^[^\n]+$"},
 }
 _CONSISTENCY = {
     "name": "consistency",
