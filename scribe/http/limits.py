@@ -18,3 +18,7 @@ BODY_READ_CHUNK_BYTES = 64 * 1024
 RETRY_AFTER_S = 1
 # Waitress worker threads when the caller does not choose.
 SERVER_THREADS_DEFAULT = 8
+# A connection idle (or trickling a request) this long is closed: slow clients cannot hold the
+# worker threads. Waitress checks every CHANNEL_CLEANUP_INTERVAL_S.
+CHANNEL_TIMEOUT_S = 30
+CHANNEL_CLEANUP_INTERVAL_S = 5

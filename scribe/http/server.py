@@ -12,7 +12,7 @@ from waitress.server import BaseWSGIServer, create_server
 
 from scribe.errors import ScribeError
 
-from .limits import SERVER_THREADS_DEFAULT
+from .limits import CHANNEL_CLEANUP_INTERVAL_S, CHANNEL_TIMEOUT_S, SERVER_THREADS_DEFAULT
 
 log = logging.getLogger("scribe.http")
 _STOP_TIMEOUT_S = 10.0
@@ -23,11 +23,22 @@ class PortInUseError(ScribeError, OSError):
 
 
 def make_server(
-    app: Flask, host: str, port: int, threads: int = SERVER_THREADS_DEFAULT
+    app: Flask,
+    host: str,
+    port: int,
+    threads: int = SERVER_THREADS_DEFAULT,
+    *,
+    channel_timeout_s: float = CHANNEL_TIMEOUT_S,
 ) -> BaseWSGIServer:
-    """A bound, listening Waitress server (port 0 picks a free port: see .effective_port)."""
+    """A bound, listening Waitress server (port 0 picks a free port: see .effective_port).
+
+    A connection idle or stalled in mid-request for channel_timeout_s is closed.
+    """
     body_bytes_max = app.extensions.get("scribe", {}).get("max_body_bytes")
-    options = {}
+    options = {
+        "channel_timeout": channel_timeout_s,
+        "cleanup_interval": min(CHANNEL_CLEANUP_INTERVAL_S, channel_timeout_s),
+    }
     if body_bytes_max is not None:
         # The app answers an oversized body with a JSON 413 from its Content-Length, before
         # reading it. Waitress buffers a body before calling the app, so it refuses at the
