@@ -8,10 +8,13 @@ as the previous one is answered. Prints ops/s and p50/p99/p99.9 latency.
     python tools/bench_cluster.py --workload get --nodes http://127.0.0.1:8001,http://127.0.0.1:8002
     python tools/bench_cluster.py --leader-only --workload mixed
     python tools/bench_cluster.py --etcd http://127.0.0.1:2379 --workload put   # both, same run
+    python tools/bench_cluster.py --workload batch --batch-ops 100 --clients 4
 
 Workloads: put (PUT /kv/<key>), get (GET /kv/<key> of preloaded keys, linearizable), mixed (half
-each). With --etcd the same workload also runs against etcd's v3 JSON gateway (POST /v3/kv/put and
-/v3/kv/range, base64 keys and values), one after the other.
+each), batch (POST /batch of --batch-ops puts; ops/s counts operations, latency is per request).
+With --etcd (one URL or a comma-separated list) the same workload also runs against etcd's v3 JSON
+gateway (POST /v3/kv/put, /v3/kv/range, and /v3/kv/txn for a batch; base64 keys and values), one
+after the other; --leader-only then sends etcd's load to its leader too.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class Target(abc.ABC):
     def get(self, conn: http.client.HTTPConnection, key: bytes) -> bool:
         """Read key; True when answered (found or not)."""
 
+    @abc.abstractmethod
+    def batch(self, conn: http.client.HTTPConnection, keys: list[bytes], value: bytes) -> bool:
+        """Write every key=value atomically in one request; True when acknowledged."""
+
 
 class ScribeTarget(Target):
     name = "scribe"
@@ -63,6 +70,14 @@ class ScribeTarget(Target):
         resp = conn.getresponse()
         resp.read()
         return resp.status in (200, 404)
+
+    def batch(self, conn, keys, value):
+        text = value.decode()
+        body = json.dumps({"ops": [{"key": k.decode(), "value": text} for k in keys]})
+        conn.request("POST", "/batch", body=body, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status == 200
 
 
 class EtcdTarget(Target):
@@ -85,6 +100,18 @@ class EtcdTarget(Target):
         resp.read()
         return resp.status == 200
 
+    def batch(self, conn, keys, value):
+        encoded = base64.b64encode(value).decode()
+        puts = [
+            {"requestPut": {"key": base64.b64encode(k).decode(), "value": encoded}} for k in keys
+        ]
+        conn.request(
+            "POST", "/v3/kv/txn", body=json.dumps({"success": puts}), headers=self._headers
+        )
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status == 200
+
 
 @dataclass
 class ClientStats:
@@ -98,7 +125,9 @@ def _connect(url: str) -> http.client.HTTPConnection:
 
 
 def _key(key_size: int, i: int) -> bytes:
-    return f"bench:{i:012d}".encode().ljust(key_size, b"k")[: max(key_size, 1)]
+    """A distinct key per i: the digits are kept whole (cut from the front when too long)."""
+    key = f"bench:{i}".encode()
+    return key.ljust(key_size, b"k") if len(key) <= key_size else key[-key_size:]
 
 
 def find_leader(urls: list[str]) -> str:
@@ -114,6 +143,22 @@ def find_leader(urls: list[str]) -> str:
         if doc.get("url"):
             return doc["url"]
     raise SystemExit("bench_cluster: no node knows a leader")
+
+
+def find_etcd_leader(urls: list[str]) -> str:
+    """The URL of the etcd member that is leader (maintenance/status names it by member id)."""
+    for url in urls:
+        conn = _connect(url)
+        try:
+            conn.request("POST", "/v3/maintenance/status", body="{}")
+            doc = json.loads(conn.getresponse().read())
+        except (OSError, ValueError):
+            continue
+        finally:
+            conn.close()
+        if doc.get("leader") and doc.get("leader") == doc.get("header", {}).get("member_id"):
+            return url
+    raise SystemExit("bench_cluster: no etcd member says it is the leader")
 
 
 def preload(target: Target, url: str, args: argparse.Namespace, value: bytes) -> None:
@@ -145,7 +190,18 @@ def run(target: Target, urls: list[str], args: argparse.Namespace) -> dict:
         done = 0
         try:
             while time.perf_counter() < stop_at:
-                if args.workload == "put" or (args.workload == "mixed" and rng.random() < 0.5):
+                if args.workload == "batch":
+                    first = args.preload_keys + n * 10_000_000 + counter
+                    keys = [_key(args.key_size, first + i) for i in range(args.batch_ops)]
+                    counter += args.batch_ops
+                    t0 = time.perf_counter()
+                    try:
+                        ok = target.batch(conn, keys, value)
+                    except (OSError, http.client.HTTPException):
+                        ok = False
+                        conn.close()
+                        conn = _connect(urls[n % len(urls)])
+                elif args.workload == "put" or (args.workload == "mixed" and rng.random() < 0.5):
                     key = _key(args.key_size, args.preload_keys + n * 10_000_000 + counter)
                     counter += 1
                     op = target.put
@@ -199,13 +255,14 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def summarize(name: str, args, latencies: list[float], errors: int, wall_s: float) -> dict:
+    ops = len(latencies) * (args.batch_ops if args.workload == "batch" else 1)
     return {
         "system": name,
         "workload": args.workload,
         "clients": args.clients,
-        "ops": len(latencies),
+        "ops": ops,
         "errors": errors,
-        "ops_per_s": len(latencies) / wall_s if wall_s > 0 else 0.0,
+        "ops_per_s": ops / wall_s if wall_s > 0 else 0.0,
         "p50_ms": _percentile(latencies, 0.50) * 1000,
         "p99_ms": _percentile(latencies, 0.99) * 1000,
         "p999_ms": _percentile(latencies, 0.999) * 1000,
@@ -230,7 +287,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="seconds")
     p.add_argument("--key-size", type=int, default=16, help="bytes")
     p.add_argument("--value-size", type=int, default=100, help="bytes")
-    p.add_argument("--workload", choices=("put", "get", "mixed"), default="put")
+    p.add_argument("--workload", choices=("put", "get", "mixed", "batch"), default="put")
+    p.add_argument("--batch-ops", type=int, default=100, help="puts per /batch request")
     p.add_argument(
         "--preload-keys", type=int, default=PRELOAD_KEYS_DEFAULT, help="keys written before get"
     )
@@ -240,8 +298,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print results as JSON lines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.clients < 1 or args.duration <= 0 or args.key_size < 1 or args.preload_keys < 1:
-        p.error("--clients, --duration, --key-size and --preload-keys must be positive")
+    if (
+        args.clients < 1
+        or args.duration <= 0
+        or args.key_size < 1
+        or args.preload_keys < 1
+        or args.batch_ops < 1
+    ):
+        p.error(
+            "--clients, --duration, --key-size, --preload-keys and --batch-ops must be positive"
+        )
     if args.value_size < 0:
         p.error("--value-size must be >= 0")
     return args
@@ -254,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         urls = [find_leader(urls)]
     rows = [run(ScribeTarget(), urls, args)]
     if args.etcd:
-        rows.append(run(EtcdTarget(), [args.etcd.rstrip("/")], args))
+        etcd_urls = [u.strip().rstrip("/") for u in args.etcd.split(",") if u.strip()]
+        if args.leader_only:
+            etcd_urls = [find_etcd_leader(etcd_urls)]
+        rows.append(run(EtcdTarget(), etcd_urls, args))
     if args.json:
         for r in rows:
             print(json.dumps(r))
