@@ -71,6 +71,8 @@ ENTRY_HEAD_BYTES = _ENTRY_HEAD.size  # 17
 _OPS_HEAD = struct.Struct(">BQI")  # version, ts_ms, count
 OPS_VERSION = 1
 _OP_HEAD = struct.Struct(">BI")  # op, len(key)
+# Leaf hash input up to the operation's own bytes: 0x00 (RFC 9162 leaf), u64 seq, u64 ts_ms.
+_LEAF_PREFIX = struct.Struct(">BQQ")
 _STATE = struct.Struct(">QQQQ")  # generation, term, vote, commit
 _STATE_SLOT_BYTES = 64
 STATE_FILE = "raft.state"
@@ -95,6 +97,19 @@ def encode_ops(ts_ms: int, ops) -> bytes:
         parts.append(U32.pack(len(value)))
         parts.append(value)
     return b"".join(parts)
+
+
+def _check_leaf_layout() -> None:
+    """_apply_ops hashes an operation's bytes in place as the tail of its leaf_data: refuse to load
+    if scribe.records' leaf layout and the operation layout here ever stop agreeing."""
+    op_bytes = encode_ops(9, [(OP_PUT, b"key", b"value")])[_OPS_HEAD.size :]
+    if _LEAF_PREFIX.pack(0, 7, 9)[1:] + op_bytes != encode_leaf_data(
+        7, 9, OP_PUT, b"key", b"value"
+    ):
+        raise ImportError("engines.raftlog: operation bytes are no longer the tail of leaf_data")
+
+
+_check_leaf_layout()
 
 
 def decode_ops(data) -> tuple[int, list[tuple[int, bytes, bytes, int]]]:
@@ -528,44 +543,63 @@ class LedgerLog(Engine):
         return results
 
     def _apply_ops(self, e: Entry) -> None:
-        ts, ops = decode_ops(e.data)
+        # The hottest loop of a node (every replica runs it for every record): state lives in
+        # locals while the entry is applied and goes back to self once at the end.
+        data = e.data
+        ts, ops = decode_ops(data)
         self._entry_ts[e.index] = ts
         if ts > self._last_ts_ms:
             self._last_ts_ms = ts
-        latest = self._latest
-        cache = self._cache
-        replaying = self._trusted_count > 0
-        for op, key, value, off in ops:
-            seq = self._next_seq
+        latest, cache = self._latest, self._cache
+        trusted_count = self._trusted_count
+        replaying = trusted_count > 0  # replay at open: leave the cache cold
+        cache_entry_max = self._cache_entry_max
+        cache_bytes = self._cache_bytes
+        seq, live, clear_seq = self._next_seq, self._live, self._clear_seq
+        view = memoryview(data)
+        hashes = []
+        index = e.index
+        rec_index, rec_off, rec_prev = self._rec_index, self._rec_off, self._rec_prev
+        unsorted = self._unsorted
+        last = len(ops) - 1
+        for i, (op, key, value, off) in enumerate(ops):
             prev = latest.get(key) if op != OP_CLEAR else None
-            self._rec_index.append(e.index)
-            self._rec_off.append(off)
-            self._rec_prev.append(-1 if prev is None else (prev if prev >= 0 else ~prev))
-            if seq >= self._trusted_count:
-                self._leaf_hashes += _sha256(
-                    b"\x00" + encode_leaf_data(seq, ts, op, key, value)
-                ).digest()
-            self._next_seq = seq + 1
+            rec_index.append(index)
+            rec_off.append(off)
+            rec_prev.append(-1 if prev is None else (prev if prev >= 0 else ~prev))
+            if seq >= trusted_count:
+                # An operation's bytes in the entry (u8 op | u32 klen | key | u32 vlen | value) are
+                # the tail of its record's leaf_data (DESIGN §2): hash them in place, no copy.
+                h = _sha256(_LEAF_PREFIX.pack(0, seq, ts))
+                h.update(view[off : ops[i + 1][3] if i < last else len(data)])
+                hashes.append(h.digest())
             if op == OP_CLEAR:
-                self._clear_seq = seq
+                clear_seq = seq
                 self._clear_seqs.append(seq)
-                self._live = 0
+                live = 0
                 cache.clear()
-                self._cache_bytes = 0
-                continue
-            if prev is None:
-                self._unsorted.append(key)
-            was_live = prev is not None and prev > self._clear_seq
-            if op == OP_PUT:
-                latest[key] = seq
-                self._live += not was_live
-                if replaying:
-                    continue  # replay at open: leave the cache cold
-                self._cache_put(key, value)
+                cache_bytes = 0
             else:
-                latest[key] = ~seq
-                self._live -= was_live
-                cache.pop(key, None)
+                if prev is None:
+                    unsorted.append(key)
+                was_live = prev is not None and prev > clear_seq
+                if op == OP_PUT:
+                    latest[key] = seq
+                    live += not was_live
+                    if not replaying and len(value) <= cache_entry_max:
+                        cache[key] = value
+                        cache_bytes += len(value)
+                else:
+                    latest[key] = ~seq
+                    live -= was_live
+                    cache.pop(key, None)
+            seq += 1
+        self._next_seq, self._live, self._clear_seq = seq, live, clear_seq
+        self._cache_bytes = cache_bytes
+        if cache_bytes > self._cache_bytes_max:
+            self._evict()
+        if hashes:
+            self._leaf_hashes += b"".join(hashes)  # one append (and one lock) per entry
 
     # ---- reads (engines.base.Engine primitives) ------------------------------------------------
 
