@@ -40,6 +40,7 @@ from .inputs import (
 from .limits import (
     BATCH_OPS_MAX,
     JSON_BODY_OVERHEAD_BYTES,
+    KEY_BYTES_MAX,
     RANGE_LIMIT_DEFAULT,
     RANGE_LIMIT_MAX,
     RECORDS_LIMIT_DEFAULT,
@@ -208,7 +209,20 @@ class _Api:
         if len(ops) > BATCH_OPS_MAX:
             raise bad_request(f"body: {len(ops)} ops, over the limit of {BATCH_OPS_MAX} per batch")
         parsed: list[tuple[bytes, bytes | None]] = []
+        value_limit = self.max_value_bytes
         for i, op in enumerate(ops):
+            # The common shape, {"key": str, "value": str} within the limits, is taken in a few
+            # checks; anything else (and every error message) goes through the full checks below.
+            if type(op) is dict and len(op) == 2 and "value" in op and "key" in op:
+                key_text, value_text = op["key"], op["value"]
+                if type(key_text) is str and type(value_text) is str:
+                    try:
+                        key, value = key_text.encode("utf-8"), value_text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        key = value = b""
+                    if 0 < len(key) <= KEY_BYTES_MAX and 0 < len(value) <= value_limit:
+                        parsed.append((key, value))
+                        continue
             where = f"ops[{i}]"
             if not isinstance(op, dict):
                 raise bad_request(f"{where} must be an object")
