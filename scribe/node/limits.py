@@ -4,6 +4,9 @@
 WRITE_TIMEOUT_MS = 5000
 # A linearizable read is answered 503 no_leader when no leader confirmed a read index in time.
 READ_TIMEOUT_MS = 5000
+# Linearizable reads wait for the ReadIndex round in flight to finish and share the next one;
+# after this long without an answer (a lost message) a new round starts anyway.
+READ_ROUND_OVERLAP_MS = 50
 # The HTTP thread waits this much longer than the loop-side deadline, so the loop's answer wins.
 THREAD_WAIT_SLACK_MS = 1000
 # On SIGTERM a leader hands leadership over and waits at most this long for it to move.

@@ -28,6 +28,7 @@ from scribe.http.backend import WriteResult
 from scribe.node.limits import (
     APPLIED_RESULTS_KEPT,
     PROPOSALS_PER_READY_MAX,
+    READ_ROUND_OVERLAP_MS,
     READ_TIMEOUT_MS,
     SWEEP_INTERVAL_MS,
     WRITE_TIMEOUT_MS,
@@ -144,6 +145,8 @@ class NodeRuntime:
         self._read_groups: dict[bytes, _ReadGroup] = {}
         self._ready_reads: list[_ReadGroup] = []  # read index known, waiting for apply
         self._read_ctx_counter = 0
+        self._read_round_at = 0.0  # when the newest ReadIndex round was asked for
+        self.read_round_overlap_s = READ_ROUND_OVERLAP_MS / 1000.0
         self._tasks: list[asyncio.Task] = []
 
     # ---- called from any thread --------------------------------------------------------------
@@ -427,11 +430,18 @@ class NodeRuntime:
     def _drain_reads(self) -> None:
         if not self._new_reads:
             return
+        now = time.monotonic()
+        if self._read_groups and now - self._read_round_at < self.read_round_overlap_s:
+            # One ReadIndex round at a time (as etcd's read loop): reads arriving meanwhile share
+            # the next round instead of each costing a heartbeat to every follower. A round not
+            # answered within the overlap time (a lost message) no longer holds the next one back.
+            return
+        self._read_round_at = now
         group = _ReadGroup(self._new_reads)
         self._new_reads = []
         self._read_ctx_counter += 1
         ctx = self._read_ctx_counter.to_bytes(_READ_CTX_BYTES, "big")
-        group.deadline = time.monotonic() + self.read_timeout_s
+        group.deadline = now + self.read_timeout_s
         try:
             self.core.read_index(ctx)
         except NoLeaderError as exc:
