@@ -11,6 +11,11 @@ writes are lost. So once a node has run, it leaves two markers:
 On start, an empty data directory while `<data_dir>.member` exists and the cluster has other
 members is refused, unless the operator says `--rejoin` (launcher: `start ID --rejoin`): the
 node then starts empty and catches up from the leader. A first start (no marker) needs no flag.
+
+A rejoining node forgot whom it voted for, so it neither votes nor campaigns until it holds every
+entry committed when it first heard from a leader (RaftCore `rejoining`). That state survives a
+restart in `<data_dir>/rejoin.pending`, written before the node starts and removed once it caught
+up.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from scribe.config import NodeConfig
 from scribe.errors import ScribeError
 
 NODE_ID_FILE = "node.id"
+REJOIN_FILE = "rejoin.pending"
 MEMBER_SUFFIX = ".member"
 _MARKER_FORMAT = "scribe-node {node_id}\n"
 
@@ -55,9 +61,14 @@ def check(config: NodeConfig, *, rejoin: bool) -> None:
             )
         return
     has_data = data_dir.is_dir() and any(data_dir.iterdir())
-    if has_data or len(config.cluster.nodes) == 1 or rejoin:
-        return  # data from before these markers; a cluster of one; or an explicit rejoin
+    if has_data or len(config.cluster.nodes) == 1:
+        return  # data from before these markers, or a cluster of one
     marker = member_marker(data_dir)
+    if rejoin:
+        if marker.is_file():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            _write_marker(data_dir / REJOIN_FILE, config.node_id)
+        return
     if marker.is_file():
         raise MembershipError(
             f"data_dir {str(data_dir)!r} is empty, but node {config.node_id} has been a member of "
@@ -74,6 +85,22 @@ def _write_marker(path: Path, node_id: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def rejoin_pending(config: NodeConfig) -> bool:
+    """True while this node is catching up after a rejoin with an empty log."""
+    return (config.node.data_dir / REJOIN_FILE).is_file()
+
+
+def rejoin_done(config: NodeConfig) -> None:
+    """The node caught up (and its vote for the current leader is durable): a voter again."""
+    path = config.node.data_dir / REJOIN_FILE
+    path.unlink(missing_ok=True)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

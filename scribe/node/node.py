@@ -20,6 +20,7 @@ import transports
 from scribe.config import NodeConfig
 from scribe.errors import ScribeError
 from scribe.http import ServerThread, create_app, make_server
+from scribe.node import membership
 from scribe.node.backend import EncodeOps, RaftBackend
 from scribe.node.limits import HTTP_THREADS, STOP_DRAIN_MS, TRANSFER_WAIT_MS
 from scribe.node.metrics import NodeMetrics
@@ -119,9 +120,23 @@ class Node:
             raft_config(config),
             random.Random(os.urandom(16)),
             applied_index=state_log.applied_index,
+            rejoining=membership.rejoin_pending(config),
         )
+        if core.rejoining:
+            log.warning(
+                "node %s rejoins with a lost log: it will not vote or campaign until it has "
+                "caught up with the leader",
+                config.node_id,
+            )
         metrics = NodeMetrics(config.node_id, core.peers)
-        runtime = NodeRuntime(core, state_log, None, config.consensus.tick_ms, metrics)
+        runtime = NodeRuntime(
+            core,
+            state_log,
+            None,
+            config.consensus.tick_ms,
+            metrics,
+            on_rejoined=lambda: membership.rejoin_done(config),
+        )
         self.runtime = runtime
         if self._context_filter is not None:
             self._context_filter.runtime = runtime

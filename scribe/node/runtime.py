@@ -113,6 +113,7 @@ class NodeRuntime:
         metrics: NodeMetrics | None = None,
         write_timeout_ms: int = WRITE_TIMEOUT_MS,
         read_timeout_ms: int = READ_TIMEOUT_MS,
+        on_rejoined: Callable[[], None] | None = None,
     ) -> None:
         if tick_ms <= 0:
             raise ValueError(f"tick_ms must be positive, got {tick_ms}")
@@ -124,6 +125,8 @@ class NodeRuntime:
         self.write_timeout_s = write_timeout_ms / 1000.0
         self.read_timeout_s = read_timeout_ms / 1000.0
         self.metrics = metrics if metrics is not None else NodeMetrics(core.id, core.peers)
+        # Called once a core that started rejoining has caught up and made its vote durable.
+        self._on_rejoined = on_rejoined if core.rejoining else None
         self.loop: asyncio.AbstractEventLoop | None = None
         # Published for other threads (health, logging): plain attributes, replaced atomically.
         self.role = Role.FOLLOWER
@@ -316,6 +319,15 @@ class NodeRuntime:
             metrics.fsync_seconds.observe(time.perf_counter() - started)
         if undurable:
             self._apply(undurable)
+        if self._on_rejoined is not None and not core.rejoining:
+            # rd was made after the core caught up, so its hard state (the vote) is durable now
+            log.info(
+                "node %s caught up after rejoining at index %s: votes again",
+                self.node_id,
+                core.commit_index,
+            )
+            on_rejoined, self._on_rejoined = self._on_rejoined, None
+            on_rejoined()
         core.advance(rd)
         self._serve_reads()
 

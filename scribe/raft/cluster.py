@@ -39,9 +39,11 @@ class LocalCluster:
         for i in self.ids:
             self._boot(i)
 
-    def _boot(self, node_id: int) -> None:
+    def _boot(self, node_id: int, rejoining: bool = False) -> None:
         rng = random.Random(f"{self.seed}-{node_id}-{self.incarnations[node_id]}")
-        self.nodes[node_id] = RaftCore(node_id, self.ids, self.storages[node_id], self.config, rng)
+        self.nodes[node_id] = RaftCore(
+            node_id, self.ids, self.storages[node_id], self.config, rng, rejoining=rejoining
+        )
         self.applied[node_id] = []
 
     # Access -----------------------------------------------------------------------------------
@@ -96,8 +98,13 @@ class LocalCluster:
         self.storages[node_id].crash()
         self.incarnations[node_id] += 1
 
-    def restart(self, node_id: int) -> None:
-        self._boot(node_id)
+    def lose_disk(self, node_id: int) -> None:
+        """Crash a node and replace its storage with an empty one (its data directory was lost)."""
+        self.crash(node_id)
+        self.storages[node_id] = MemoryRaftStorage()
+
+    def restart(self, node_id: int, rejoining: bool = False) -> None:
+        self._boot(node_id, rejoining)
 
     # Driving ----------------------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ class RaftCore:
         rng: random.Random,
         learners: Iterable[int] = (),
         applied_index: int = 0,
+        rejoining: bool = False,
     ) -> None:
         voters = tuple(sorted(set(voters)))
         learners = tuple(sorted(set(learners)))
@@ -116,6 +117,12 @@ class RaftCore:
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_timeout_ticks
         self.lead_transferee = NONE
+        # A member restarted with an empty log (its data directory was lost) forgot what it
+        # acknowledged and whom it voted for. Until it holds every entry that was committed when
+        # it first heard from a leader, it neither votes nor campaigns: its vote could elect a
+        # leader without committed entries, or be a second vote in a term it already voted in.
+        self.rejoining = rejoining
+        self._rejoin_target = -1  # leader's commit index at first contact; -1: not heard yet
         self._become_follower(self.term, NONE)
 
     # Introspection ----------------------------------------------------------------------------
@@ -138,7 +145,7 @@ class RaftCore:
 
     @property
     def promotable(self) -> bool:
-        return self.id in self.voters
+        return self.id in self.voters and not self.rejoining
 
     # Inputs -----------------------------------------------------------------------------------
 
@@ -474,7 +481,7 @@ class RaftCore:
 
     def _handle_vote_request(self, m: Message) -> None:
         is_pre = m.type == _PRE_VOTE
-        can_vote = (
+        can_vote = not self.rejoining and (
             self.vote == m.frm
             or (self.vote == NONE and self.lead == NONE)
             or (is_pre and m.term > self.term)
@@ -515,14 +522,38 @@ class RaftCore:
         if mtype == _APP:
             self.election_elapsed = 0
             self.lead = m.frm
+            if self.rejoining and self._rejoin_target < 0:
+                self._rejoin_target = m.commit
             self._handle_append(m)
+            if self.rejoining:
+                self._maybe_finish_rejoin()
         elif mtype == _HEARTBEAT:
             self.election_elapsed = 0
             self.lead = m.frm
+            last = self.log.last_index()
+            if self.rejoining and m.commit > last:
+                # The leader counts on the log this member lost: tell it where the log ends.
+                self.log.commit_to(last)
+                self._send(
+                    Message(
+                        _HEARTBEAT_RESP, m.frm, self.id, self.term, read_seq=m.read_seq,
+                        reject=True, index=last,
+                    )
+                )  # fmt: skip
+                return
             self.log.commit_to(m.commit)
             self._send(Message(_HEARTBEAT_RESP, m.frm, self.id, self.term, read_seq=m.read_seq))
         elif mtype == _TIMEOUT_NOW:
             self._campaign(pre_vote=False, transfer=True)
+
+    def _maybe_finish_rejoin(self) -> None:
+        if self._rejoin_target < 0 or self.log.committed < self._rejoin_target:
+            return
+        self.rejoining = False
+        if self.vote == NONE:
+            # Count as having voted for the leader of this term: the one vote that cannot make a
+            # second leader in it, and it is persisted with the next hard state.
+            self.vote = self.lead
 
     def _handle_append(self, m: Message) -> None:
         log = self.log
@@ -562,6 +593,8 @@ class RaftCore:
             self._handle_append_response(m, pr)
         elif mtype == _HEARTBEAT_RESP:
             pr.recent_active = True
+            if m.reject and m.index < pr.match:
+                pr.lost_log(m.index)  # a member that rejoined with an empty log
             pr.probe_sent = False
             if pr.state == ProgressState.REPLICATE and pr.is_paused():
                 pr.inflight.popleft()  # an ack was probably lost: let one more append out

@@ -47,6 +47,12 @@ class Progress:
         self.probe_sent = False
         self.inflight.clear()
 
+    def lost_log(self, last_index: int) -> None:
+        """The follower's log ends at last_index, below what it acknowledged: it lost its log
+        and rejoined. Probe from there (the commit index never moves back, so this is safe)."""
+        self.match = last_index
+        self.become_probe()
+
     def is_paused(self) -> bool:
         if self.state == ProgressState.PROBE:
             return self.probe_sent
@@ -85,6 +91,11 @@ class Progress:
             return True
         if self.next - 1 != rejected:
             return False
+        if next_hint <= self.match:
+            # The follower's log ends below what it acknowledged: it lost its log and rejoined
+            # empty. Replicate from where its log ends now. (A stale rejection can land here
+            # too; then the entries are only sent again: the commit index never moves back.)
+            self.match = max(next_hint - 1, 0)
         self.next = max(min(rejected, next_hint), self.match + 1, 1)
         self.probe_sent = False
         return True

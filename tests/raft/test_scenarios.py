@@ -307,3 +307,81 @@ def test_restart_keeps_term_vote_and_log() -> None:
     assert (cluster.node(2).term, cluster.node(2).vote, cluster.log_terms(2)) == before
     cluster.tick(ELECTION)
     assert cluster.applied_data(2) == [b"a"]
+
+
+def _committed_without(cluster: LocalCluster, absent: int, count: int) -> None:
+    """Commit `count` entries on the leader 1 and node 3 while `absent` hears nothing."""
+    cluster.isolate(absent)
+    for n in range(count):
+        cluster.propose(1, b"w%d" % n)
+    cluster.stabilize()
+    assert (
+        cluster.node(1).commit_index == cluster.node(3).commit_index == cluster.node(1).last_index
+    )
+
+
+def test_a_member_that_lost_its_log_rejoins_and_catches_up() -> None:
+    cluster = elected(3, leader=1)
+    for n in range(20):
+        cluster.propose(1, b"v%d" % n)
+    cluster.stabilize()
+    cluster.lose_disk(3)
+    cluster.restart(3, rejoining=True)
+    assert cluster.node(3).rejoining and cluster.node(3).last_index == 0
+    cluster.tick(2 * ELECTION)  # heartbeats reach it; the leader probes down to its empty log
+    node3, leader = cluster.node(3), cluster.node(1)
+    assert cluster.log_terms(3) == cluster.log_terms(1)
+    assert node3.commit_index == leader.commit_index == leader.last_index
+    assert not node3.rejoining and node3.vote == 1  # a voter again, durably for this leader
+    assert cluster.storages[3].hard_state().vote == 1
+    cluster.propose(1, b"after")
+    cluster.stabilize()
+    assert cluster.applied_data(3)[-1] == b"after"
+
+
+def test_a_rejoining_member_does_not_vote_for_a_candidate_missing_committed_entries() -> None:
+    cluster = elected(3, leader=1)
+    _committed_without(cluster, absent=2, count=5)
+    cluster.lose_disk(3)  # the entries now live on node 1 only, node 2 never had them
+    cluster.crash(1)
+    cluster.heal()
+    cluster.restart(3, rejoining=True)
+    cluster.tick(6 * ELECTION)
+    assert cluster.leaders() == []  # node 2 cannot win: node 3 abstains, node 1 is down
+    cluster.restart(1)
+    cluster.tick(6 * ELECTION)
+    leader = cluster.leader()
+    assert leader == 1  # only node 1 holds the committed entries
+    cluster.stabilize()
+    assert cluster.applied_data(3)[:5] == [b"w%d" % n for n in range(5)]
+    assert not cluster.node(3).rejoining
+
+
+def test_without_rejoining_a_lost_log_lets_a_stale_candidate_win() -> None:
+    """Why rejoining exists: an empty node restarted as a plain voter elects a leader that lacks
+    committed entries (contrast with the test above)."""
+    cluster = elected(3, leader=1)
+    _committed_without(cluster, absent=2, count=5)
+    cluster.lose_disk(3)
+    cluster.crash(1)
+    cluster.heal()
+    cluster.restart(3, rejoining=False)
+    cluster.tick(6 * ELECTION)
+    assert cluster.leaders() == [2]
+    assert b"w0" not in cluster.applied_data(2)  # committed writes lost
+
+
+def test_a_rejoining_member_neither_campaigns_nor_takes_leadership() -> None:
+    cluster = elected(3, leader=1)
+    cluster.lose_disk(3)
+    cluster.restart(3, rejoining=True)
+    cluster.isolate(3)
+    cluster.tick(6 * ELECTION)
+    assert cluster.node(3).role == Role.FOLLOWER and cluster.node(3).term == 0
+    cluster.heal()
+    cluster.tick(2 * ELECTION)
+    assert not cluster.node(3).rejoining
+    cluster.node(1).transfer_leadership(3)
+    cluster.stabilize()
+    cluster.tick(2 * ELECTION)
+    assert cluster.leader() == 3  # caught up: a full member again
