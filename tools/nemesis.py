@@ -735,7 +735,11 @@ def print_summary(s: dict) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--nemesis", choices=CHOICES, default="mixed")
     parser.add_argument(
         "--duration", type=float, default=60.0, help="seconds of faults per nemesis"
