@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from scribe.errors import KeyNotFoundError
 from scribe.records import Proof, Record, Version
@@ -339,6 +340,12 @@ class _Api:
         return jsonify(first=first, second=second, proof=[h.hex() for h in proof])
 
 
+class KeyPathConverter(PathConverter):
+    """Werkzeug's path converter, but `.` also matches a line feed: a key may hold one (%0A)."""
+
+    regex = "[^/](?s:.)*?"
+
+
 def create_app(
     backend: Backend,
     *,
@@ -359,6 +366,7 @@ def create_app(
         raise ValueError("api_token must be a non-empty string or None")
 
     app = Flask(import_name, static_folder=None)  # no /static route: it would shadow keys
+    app.url_map.converters["path"] = KeyPathConverter
     app.url_map.merge_slashes = False  # /kv/a%2F%2Fb is the key "a//b", not a redirect
     app.json.sort_keys = False
     api = _Api(app, backend, max_value_bytes, api_token)

@@ -57,6 +57,9 @@ def test_newest_version_wins_and_seq_header_follows(client):
         ("/kv/ключ-🔑", "ключ-🔑"),
         ("/kv/100%25", "100%"),
         ("/kv/q%3Fx%3D1", "q?x=1"),
+        ("/kv/line%0Afeed", "line\nfeed"),
+        ("/kv/%0A", "\n"),
+        ("/kv/tab%09cr%0D", "tab\tcr\r"),
     ],
 )
 def test_keys_are_url_path_encoded(client, ledger, url, key):
@@ -260,3 +263,12 @@ def test_writes_are_flushed_before_the_answer(tmp_path):
         led.close()
     with Ledger(str(tmp_path / "spy")) as reopened:
         assert reopened.get("k") == b"v"
+
+
+def test_a_key_with_a_line_feed_is_reachable_on_every_key_route(client):
+    assert client.put("/put", json={"key": "a\nb", "value": "v"}).status_code == 200
+    for path in ("/a%0Ab", "/kv/a%0Ab", "/get/a%0Ab"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.data == b"v", path
+    assert client.get("/history/a%0Ab").get_json()[0]["value"] == "v"
+    assert client.get("/verify/a%0Ab").status_code == 200
