@@ -24,6 +24,7 @@ import argparse
 import base64
 import http.client
 import json
+import os
 import random
 import sys
 import threading
@@ -59,8 +60,14 @@ class Target(abc.ABC):
 class ScribeTarget(Target):
     name = "scribe"
 
+    def __init__(self, api_token: str | None = None) -> None:
+        self._auth = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+        self._json = {"Content-Type": "application/json", **self._auth}
+
     def put(self, conn, key, value):
-        conn.request("PUT", "/kv/" + urllib.parse.quote(key, safe=""), body=value)
+        conn.request(
+            "PUT", "/kv/" + urllib.parse.quote(key, safe=""), body=value, headers=self._auth
+        )
         resp = conn.getresponse()
         resp.read()
         return resp.status == 200
@@ -74,7 +81,7 @@ class ScribeTarget(Target):
     def batch(self, conn, keys, value):
         text = value.decode()
         body = json.dumps({"ops": [{"key": k.decode(), "value": text} for k in keys]})
-        conn.request("POST", "/batch", body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", "/batch", body=body, headers=self._json)
         resp = conn.getresponse()
         resp.read()
         return resp.status == 200
@@ -294,6 +301,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--nodes", default=DEFAULT_NODES, help="comma-separated node URLs")
     p.add_argument("--leader-only", action="store_true", help="send everything to the leader")
+    p.add_argument(
+        "--api-token",
+        default=os.environ.get("SCRIBE_API_TOKEN"),
+        help="bearer token for writes when the cluster has [security] api_token "
+        "(default: $SCRIBE_API_TOKEN)",
+    )
     p.add_argument("--etcd", help="also run the workload against etcd's JSON gateway at this URL")
     p.add_argument("--json", action="store_true", help="print results as JSON lines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -318,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     urls = [u.strip().rstrip("/") for u in args.nodes.split(",") if u.strip()]
     if args.leader_only:
         urls = [find_leader(urls)]
-    rows = [run(ScribeTarget(), urls, args)]
+    rows = [run(ScribeTarget(args.api_token), urls, args)]
     if args.etcd:
         etcd_urls = [u.strip().rstrip("/") for u in args.etcd.split(",") if u.strip()]
         if args.leader_only:

@@ -10,6 +10,7 @@ import shutil
 import signal
 import stat
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -138,6 +139,20 @@ def test_writes_need_the_token_and_secrets_stay_private(cluster):
         assert TOKEN not in cluster.log(node_id)
     status = run_launcher("status", "--dir", str(cluster.path))
     assert TOKEN not in status.stdout + status.stderr
+
+
+def test_bench_cluster_sends_the_token(cluster):
+    urls = ",".join(f"http://127.0.0.1:{cluster.port(i)}" for i in range(1, NODES + 1))
+    env = {k: v for k, v in os.environ.items() if k != "SCRIBE_API_TOKEN"}
+    bench = [sys.executable, str(ROOT / "tools" / "bench_cluster.py"), "--nodes", urls]
+    bench += ["--duration", "1", "--clients", "2", "--workload", "put", "--quiet", "--json"]
+    without = subprocess.run(bench, capture_output=True, text=True, timeout=60, env=env)
+    assert without.returncode == 1  # every write refused with 401: no ops
+    with_token = subprocess.run(
+        bench + ["--api-token", TOKEN], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert with_token.returncode == 0, with_token.stdout + with_token.stderr
+    assert json.loads(with_token.stdout.splitlines()[-1])["ops"] > 0
 
 
 def _corrupt_middle_entry(data_dir: Path) -> tuple[Path, int]:
