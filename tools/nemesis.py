@@ -518,10 +518,30 @@ def _group(ids: list[int]) -> str:
 # ---- the run ------------------------------------------------------------------------------------
 
 
+FINAL_KEY = "nemesis:final"  # written once after the run; not one of the clients' keys
+
+
+def final_write(cluster: Cluster, deadline: float) -> int:
+    """Commit one write after the run, through any node: once it is acknowledged, every entry
+    of earlier terms is committed too (a leader commits them with its own). Its seq, or -1."""
+    while time.monotonic() < deadline:
+        for node_id in cluster.ids:
+            with contextlib.suppress(Exception):
+                with Client(cluster.url(node_id), timeout_s=CLIENT_TIMEOUT_S) as c:
+                    return int(c.put(FINAL_KEY, "end of run")["seq"])
+        time.sleep(0.2)
+    return -1
+
+
 def wait_converged(cluster: Cluster, rec: Recorder) -> tuple[int, int, bytes, list[str]]:
-    """Wait until every node serves the same tree head; returns (node, size, root, problems)."""
+    """Commit a final write, then wait until every node serves the same tree head that holds it
+    (nodes agreeing on an older head could all lack entries a new leader has not yet committed);
+    returns (node, size, root, problems)."""
     deadline = time.monotonic() + CONVERGE_TIMEOUT_S
     problems: list[str] = []
+    final_seq = final_write(cluster, deadline)
+    if final_seq < 0:
+        problems.append(f"no write was acknowledged in {CONVERGE_TIMEOUT_S:g} s after the run")
     last: dict[int, tuple[int, bytes]] = {}
     while True:
         last = {}
@@ -532,7 +552,11 @@ def wait_converged(cluster: Cluster, rec: Recorder) -> tuple[int, int, bytes, li
                     last[node_id] = (head.tree_size, head.root)
                     with rec.lock:
                         rec.heads.append(HeadSeen(node_id, head.tree_size, head.root, rec.now()))
-        if len(last) == len(cluster.ids) and len(set(last.values())) == 1:
+        if (
+            len(last) == len(cluster.ids)
+            and len(set(last.values())) == 1
+            and next(iter(last.values()))[0] > final_seq
+        ):
             break
         if time.monotonic() > deadline:
             problems.append(f"the nodes did not converge in {CONVERGE_TIMEOUT_S:g} s: {last}")
