@@ -590,10 +590,26 @@ def longest_write_gap(ops: list[Op], end: float) -> float:
     return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
 
+def start_cluster(settings: Settings, workdir: Path, attempts: int = 3) -> tuple[int, Cluster]:
+    """Start a cluster on a free block of ports; another process may take a port between the
+    check and the bind, so a start that loses that race moves to a new block."""
+    for attempt in range(attempts):
+        port = free_port_block(2 * settings.nodes, random.Random())
+        path = workdir / ("cluster" if attempt == 0 else f"cluster-{attempt}")
+        cluster = Cluster(path, settings, port)
+        try:
+            cluster.up()
+            return port, cluster
+        except RuntimeError as exc:
+            cluster.teardown()
+            if "already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def run_once(settings: Settings, workdir: Path) -> dict:
     rng = random.Random(settings.seed)
-    port = free_port_block(2 * settings.nodes, random.Random())
-    cluster = Cluster(workdir / "cluster", settings, port)
+    port, cluster = start_cluster(settings, workdir)
     keys = [f"k{i}" for i in range(settings.keys)]
     rec = Recorder(time.monotonic())
     stop_clients, stop_nemesis = threading.Event(), threading.Event()
@@ -604,7 +620,6 @@ def run_once(settings: Settings, workdir: Path) -> dict:
         "history": str(settings.history),
     }
     try:
-        cluster.up()
         rec.started = time.monotonic()
         rec.event("cluster up", port=port)
         for i in range(settings.clients):
