@@ -108,9 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--rejoin",
                 action="store_true",
-                help="the node lost its data directory: let it start empty and catch up",
+                help="the node lost its data directory: let it start empty and catch up "
+                "(it does not vote until it has caught up)",
             )
-    faults_cmd = with_dir(sub.add_parser("faults", help="test only: partitions, drops, fsync"))
+    faults_cmd = with_dir(
+        sub.add_parser(
+            "faults",
+            help="test only: partitions, drops, fsync",
+            description="Switch the test-only faults of a cluster started with "
+            "`up --enable-fault-injection`.",
+            epilog=faults.__doc__.split("\n\n")[2],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     faults_cmd.add_argument("action", choices=faults.COMMANDS)
     faults_cmd.add_argument("groups", nargs="*", help="node ids, comma-separated groups, or P")
     faults_cmd.add_argument("--seed", type=int, default=0, help="seeds random drops")

@@ -384,7 +384,7 @@ def parse_config(text: str, path: str | os.PathLike[str], node_id: int | None = 
     if consensus_t["election_timeout"] <= consensus_t["heartbeat_timeout"]:
         raise check.fail(
             "[consensus] election_timeout",
-            f"= {consensus_t['election_timeout']} ticks must be above heartbeat_timeout"
+            f"{consensus_t['election_timeout']} ticks must be above heartbeat_timeout"
             f" = {consensus_t['heartbeat_timeout']} ticks",
         )
     return NodeConfig(
