@@ -1,7 +1,7 @@
 """A seeded deterministic simulator: N real RaftCores on a fake network and disk.
 
 Everything random (message delays, drops, duplicates, partitions, crashes that lose unsynced
-writes, restarts, the client workload, every core's rng) derives from ONE seed, so a failure
+writes, restarts, lost disks (a node back empty, rejoining), the client workload, every core's rng) derives from ONE seed, so a failure
 replays exactly with `python tools/simulate.py --seed N --nodes K`.
 
 After every event the checker verifies: election safety, log matching, leader completeness,
@@ -78,6 +78,10 @@ class _Node:
     last_value: bytes = b""
     reads_waiting: list[_Read] = field(default_factory=list)
     restart_at: int = -1
+    rejoining: bool = (
+        False  # lost its disk; a voter again once a Ready made after it caught up is synced
+    )
+    rejoin_done: Ready | None = None
 
 
 class Simulation:
@@ -113,6 +117,11 @@ class Simulation:
         self.adversary_prob = rng.choice((0.0, 0.0, 0.1, 0.3))
         self.write_prob = rng.choice((0.2, 0.5, 1.0))
         self.read_prob = rng.choice((0.1, 0.3, 0.6))
+        # Disk loss (a node restarted empty, rejoining) has its own stream, so that seeds without
+        # it replay exactly as before it existed.
+        self.disk_rng = random.Random(master.getrandbits(64))
+        self.disk_loss_prob = self.disk_rng.choice((0.0, 0.0, 0.3, 0.6))
+        self.disks_lost = 0
         self.ids = list(range(1, options.nodes + 1))
         self.quorum = options.nodes // 2 + 1
         self.nodes = {i: _Node(i) for i in self.ids}
@@ -165,7 +174,9 @@ class Simulation:
     def _start(self, node: _Node) -> None:
         rng = random.Random(f"{self.core_seed}-{node.node_id}-{node.incarnation}")
         try:
-            node.core = RaftCore(node.node_id, self.ids, node.storage, self.config, rng)
+            node.core = RaftCore(
+                node.node_id, self.ids, node.storage, self.config, rng, rejoining=node.rejoining
+            )
         except RaftInvariantError as exc:
             self.fail(f"node {node.node_id} cannot restart: {exc}")
         node.outstanding = None
@@ -174,7 +185,11 @@ class Simulation:
         node.last_value = b""
         node.reads_waiting = []
         node.restart_at = -1
-        self._trace(f"node {node.node_id} starts (incarnation {node.incarnation})")
+        node.rejoin_done = None
+        self._trace(
+            f"node {node.node_id} starts (incarnation {node.incarnation})"
+            + (" REJOINING with an empty log" if node.rejoining else "")
+        )
 
     def _crash(self, node: _Node) -> None:
         self._trace(f"node {node.node_id} CRASHES, losing unsynced writes")
@@ -184,12 +199,53 @@ class Simulation:
         node.incarnation += 1
         self._check_durability()
 
+    def _can_lose_disk(self, victim: _Node) -> bool:
+        """Raft survives a lost disk like any failure: only while every committed entry stays
+        durable on a quorum of the others, and one lost disk at a time."""
+        if any(n.rejoining for n in self.nodes.values()):
+            return False
+        index, term = self.max_committed, 0
+        if index:
+            term = self.committed[index][0]
+        for node in self.nodes.values():
+            core = node.core
+            if core is not None and core.commit_index > index:
+                index, term = core.commit_index, core.log.term(core.commit_index)
+        if index == 0:
+            return True
+        holders = sum(
+            1
+            for n in self.nodes.values()
+            if n is not victim and n.storage.synced_term(index) == term
+        )
+        return holders >= self.quorum
+
+    def _lose_disk(self, node: _Node) -> None:
+        """The crashed node's data directory is gone: it comes back empty, with --rejoin. What it
+        sent before is dropped too: an ack still in flight would vouch for entries it lost."""
+        self._trace(f"node {node.node_id} LOSES ITS DISK: restarts empty and rejoins")
+        node.storage = MemoryRaftStorage()
+        node.rejoining = True
+        self.disks_lost += 1
+        kept = []
+        for event in self._events:
+            payload = event[3]
+            if event[2] == _EV_DELIVER:
+                m = decode_message(payload) if isinstance(payload, bytes) else payload
+                if m.frm == node.node_id:
+                    continue
+            kept.append(event)
+        heapq.heapify(kept)
+        self._events = kept
+
     # The runtime loop of one node: persist, send, apply, advance -------------------------------
 
     def _pump(self, node: _Node) -> None:
         core = node.core
         while core is not None and node.outstanding is None and core.has_ready():
             rd = core.ready()
+            if node.rejoining and not core.rejoining and node.rejoin_done is None:
+                node.rejoin_done = rd  # made after it caught up: holds its vote for the leader
             storage = node.storage
             if rd.hard_state is not None:
                 storage.set_hard_state(rd.hard_state)
@@ -215,6 +271,9 @@ class Simulation:
             self._finish(node, rd)
 
     def _finish(self, node: _Node, rd: Ready) -> None:
+        if rd is node.rejoin_done:
+            node.rejoining, node.rejoin_done = False, None  # durable: a full voter across restarts
+            self._trace(f"node {node.node_id} caught up: votes again")
         for entry in rd.committed_entries:
             self._apply(node, entry)
         node.core.advance(rd)
@@ -487,6 +546,8 @@ class Simulation:
             leader = self._leader()
             victim = leader if (leader is not None and rng.random() < 0.5) else rng.choice(up)
             self._crash(victim)
+            if self.disk_rng.random() < self.disk_loss_prob and self._can_lose_disk(victim):
+                self._lose_disk(victim)
             victim.restart_at = self.now + STEPS_PER_TICK * rng.randint(1, 30)
 
     # Main loop --------------------------------------------------------------------------------
@@ -585,6 +646,7 @@ class Simulation:
             "reads_served": self.reads_served,
             "leaders": len(self.leaders),
             "heal_ticks": heal_ticks,
+            "disks_lost": self.disks_lost,
         }
 
 
