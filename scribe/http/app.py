@@ -313,13 +313,15 @@ class _Api:
     # ---- verification ------------------------------------------------------------------------
 
     def tree_head(self) -> Response:
-        query_args(request, ())
+        args = query_args(request, ("consistency",))
+        self.backend.read_barrier(consistency_arg(args))
         return jsonify(self.backend.signed_tree_head().to_json())
 
     def verify(self, key: str) -> Response:
-        args = query_args(request, ("seq",))
+        args = query_args(request, ("seq", "consistency"))
         k = key_from_path(request, key)
         seq = int_arg(args, "seq", -1, 0, SEQ_MAX) if "seq" in args else None
+        self.backend.read_barrier(consistency_arg(args))
         try:
             proof, head = self.backend.prove(k, seq)
         except KeyNotFoundError as exc:
@@ -328,7 +330,7 @@ class _Api:
         return jsonify(_proof_json(proof, head))
 
     def consistency(self) -> Response:
-        args = query_args(request, ("first", "second"))
+        args = query_args(request, ("first", "second", "consistency"))
         for name in ("first", "second"):
             if name not in args:
                 raise bad_request(f"missing query parameter {name!r}")
@@ -336,6 +338,7 @@ class _Api:
         second = int_arg(args, "second", 0, 0, SEQ_MAX)
         if first > second:
             raise bad_request(f"first={first} is larger than second={second}")
+        self.backend.read_barrier(consistency_arg(args))
         proof = self.backend.consistency(first, second)
         return jsonify(first=first, second=second, proof=[h.hex() for h in proof])
 

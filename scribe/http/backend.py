@@ -22,6 +22,7 @@ from typing import Any, Literal, NamedTuple
 
 from prometheus_client import CollectorRegistry
 
+from scribe.errors import InvalidArgumentError
 from scribe.records import Proof, Record, Version
 from scribe.signing import SignedTreeHead
 
@@ -112,6 +113,13 @@ class Backend(abc.ABC):
         self, start: int, limit: int, consistency: Consistency = "linearizable"
     ) -> list[Record]:
         """Records start, start+1, ... in seq order, at most `limit` of them."""
+
+    def read_barrier(self, consistency: Consistency = "linearizable") -> None:
+        """Return once this node's state holds every write acknowledged before the call (for
+        "linearizable"; "stale" returns at once). The verification routes call it before they
+        prove anything. A single copy of the ledger is always current: nothing to wait for."""
+        if consistency not in ("linearizable", "stale"):
+            raise InvalidArgumentError(f"unknown consistency {consistency!r}")
 
     # ---- the node and its cluster ------------------------------------------------------------
 

@@ -31,11 +31,10 @@ _KEY = {
     "in": "path",
     "required": True,
     "description": (
-        f"the key, URL-path-encoded UTF-8 (%2F for '/'), 1..{KEY_BYTES_MAX} bytes; a key with a"
-        " line feed cannot be routed in a path: write it with PUT /put or POST /batch"
+        f"the key, URL-path-encoded UTF-8 (%2F for '/', %0A for a line feed), 1..{KEY_BYTES_MAX}"
+        " bytes"
     ),
-    # The router matches a path segment with a regular expression whose '.' stops at a line feed
-    "schema": {"type": "string", "minLength": 1, "pattern": "^[^\n]+$"},
+    "schema": {"type": "string", "minLength": 1},
 }
 _CONSISTENCY = {
     "name": "consistency",
@@ -379,24 +378,31 @@ def document(*, max_value_bytes: int, auth: bool) -> dict[str, Any]:
         "/cluster/leader": _get("The current leader, if known", _ref("Leader")),
         "/cluster/status": _get("Raft and ledger status of this node", {"type": "object"}),
         "/openapi.json": _get("This document", {"type": "object"}),
-        "/tree/head": _get("The node's signed tree head over every record", _ref("SignedTreeHead")),
+        "/tree/head": _get(
+            "The node's signed tree head over every record",
+            _ref("SignedTreeHead"),
+            [_CONSISTENCY],
+            _READ_ERRORS,
+        ),
         "/tree/consistency": _get(
             "Proof that the tree of `first` records is a prefix of the tree of `second` records",
             _ref("ConsistencyProof"),
             [
                 {**_query_int("first", "size of the older tree", 2**63 - 1), "required": True},
                 {**_query_int("second", "size of the newer tree", 2**63 - 1), "required": True},
+                _CONSISTENCY,
             ],
-            {"400": _error("missing, malformed or out-of-range sizes")},
+            _READ_ERRORS | {"400": _error("missing, malformed or out-of-range sizes")},
         ),
         "/verify/{key}": _get(
             "Inclusion proof of the key's newest record, with the signed head of the same tree",
             _ref("InclusionProof"),
-            [_KEY, _query_int("seq", "prove this older version of the key instead", 2**63 - 1)],
-            {
-                "404": _error("the key (or that version of it) was never written"),
-                "400": _error("bad key or query parameter"),
-            },
+            [
+                _KEY,
+                _query_int("seq", "prove this older version of the key instead", 2**63 - 1),
+                _CONSISTENCY,
+            ],
+            {"404": _error("the key (or that version of it) was never written")} | _READ_ERRORS,
         ),
     }
     paths["/metrics"] = {

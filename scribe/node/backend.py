@@ -133,6 +133,9 @@ class RaftBackend(VerifiableBackend, Backend):
         except concurrent.futures.TimeoutError:
             raise NoLeaderError("the read was not served in time; retry") from None
 
+    def read_barrier(self, consistency: Consistency = "linearizable") -> None:
+        self._read(lambda: None, consistency)  # ReadIndex: applied up to a confirmed index
+
     def get(self, key: bytes, consistency: Consistency = "linearizable") -> Entry | None:
         state_log = self.runtime.log
 

@@ -11,6 +11,10 @@ class FaultyBackend(LedgerBackend):
 
     fault: Exception | None = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.barriers: list[str] = []  # consistency of every read_barrier() call
+
     def _raise(self):
         if self.fault is not None:
             raise self.fault
@@ -31,6 +35,12 @@ class FaultyBackend(LedgerBackend):
         if consistency == "linearizable":
             self._raise()
         return super().get(key, consistency)
+
+    def read_barrier(self, consistency="linearizable"):
+        super().read_barrier(consistency)
+        self.barriers.append(consistency)
+        if consistency == "linearizable":
+            self._raise()
 
 
 @pytest.fixture

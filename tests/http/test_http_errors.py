@@ -310,3 +310,17 @@ def test_server_side_failures_are_json(client, backend):
 def test_odd_batches_are_400(client, body):
     r = client.post("/batch", data=json.dumps(body))
     assert error_of(r, 400) == "invalid_argument"
+
+
+@pytest.mark.parametrize("path", ["/tree/head", "/verify/k", "/tree/consistency?first=1&second=1"])
+def test_verification_routes_are_linearizable_reads_unless_stale(client, backend, path):
+    assert client.put("/kv/k", data=b"v").status_code == 200
+    joiner = "&" if "?" in path else "?"
+    assert client.get(path).status_code == 200
+    assert client.get(path + joiner + "consistency=stale").status_code == 200
+    assert backend.barriers == ["linearizable", "stale"]
+    r = client.get(path + joiner + "consistency=eventual")
+    assert error_of(r, 400) == "invalid_argument"
+    backend.fault = NoLeaderError("no leader")
+    assert error_of(client.get(path), 503) == "no_leader"  # not proved from a stale node
+    assert client.get(path + joiner + "consistency=stale").status_code == 200
