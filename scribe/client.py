@@ -156,6 +156,10 @@ def parse_record(doc: Any) -> Record:
     )
 
 
+def _stale(stale: bool) -> dict[str, str] | None:
+    return {"consistency": "stale"} if stale else None
+
+
 class Client:
     """The HTTP API of one node. Not thread-safe (one keep-alive connection)."""
 
@@ -339,21 +343,27 @@ class Client:
 
     # ---- verification --------------------------------------------------------------------------
 
-    def tree_head(self) -> SignedTreeHead:
-        """The node's signed tree head (the signature is not checked here)."""
-        return parse_signed_tree_head(self._json("/tree/head"))
+    def tree_head(self, stale: bool = False) -> SignedTreeHead:
+        """The node's signed tree head (the signature is not checked here). stale: the node's
+        own tree as it is, without a ReadIndex round (what a monitor of each node wants)."""
+        return parse_signed_tree_head(self._json("/tree/head", query=_stale(stale)))
 
-    def verify(self, key: str | bytes, seq: int | None = None) -> tuple[Proof, SignedTreeHead]:
+    def verify(
+        self, key: str | bytes, seq: int | None = None, stale: bool = False
+    ) -> tuple[Proof, SignedTreeHead]:
         """The served inclusion proof of the key (or of its version `seq`) and signed head."""
-        query = {"seq": seq} if seq is not None else None
-        return parse_proof(self._json(self._key_path("/verify/", key), query=query))
+        return parse_proof(self.verify_raw(key, seq, stale))
 
-    def verify_raw(self, key: str | bytes, seq: int | None = None) -> dict[str, Any]:
-        query = {"seq": seq} if seq is not None else None
-        return self._json(self._key_path("/verify/", key), query=query)
+    def verify_raw(
+        self, key: str | bytes, seq: int | None = None, stale: bool = False
+    ) -> dict[str, Any]:
+        query = {"seq": seq} if seq is not None else {}
+        query.update(_stale(stale) or {})
+        return self._json(self._key_path("/verify/", key), query=query or None)
 
-    def consistency(self, first: int, second: int) -> list[bytes]:
-        doc = self._json("/tree/consistency", query={"first": first, "second": second})
+    def consistency(self, first: int, second: int, stale: bool = False) -> list[bytes]:
+        query = {"first": first, "second": second, **(_stale(stale) or {})}
+        doc = self._json("/tree/consistency", query=query)
         if not isinstance(doc, dict) or doc.get("first") != first or doc.get("second") != second:
             raise ResponseError(f"/tree/consistency answered for other sizes: {doc!r:.200}")
         return _hashes(doc.get("proof"), "/tree/consistency: proof")

@@ -19,6 +19,7 @@ turn against their predecessors.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,12 +105,12 @@ class Monitor:
         new_name = f"{new.name} (size {new.head.tree_size}, root {new.head.root.hex()})"
         if old.head.tree_size <= new.head.tree_size:
             # The node of the newer head holds both trees: it proves old is its prefix.
-            fetch = new.client.consistency
+            fetch = functools.partial(new.client.consistency, stale=True)
             first, second, first_name, second_name = old, new, old_name, new_name
         elif old.name == new.name:
             raise Alarm(f"the tree of {new.name} shrank: {new_name} after {old_name}")
         elif old.client is not None:
-            fetch = old.client.consistency
+            fetch = functools.partial(old.client.consistency, stale=True)
             first, second, first_name, second_name = new, old, new_name, old_name
         else:
             return  # a larger head remembered from a node not monitored now: no one to ask
@@ -162,7 +163,7 @@ class Monitor:
     def observe(self, client: Client) -> bool:
         """One observation of one node; False when it was unreachable. Raises Alarm."""
         try:
-            head = client.tree_head()
+            head = client.tree_head(stale=True)  # this node's own tree, even when cut off
         except ResponseError as exc:
             raise Alarm(f"{client.url} served a malformed tree head: {exc}") from None
         except (NodeUnreachableError, ScribeError) as exc:

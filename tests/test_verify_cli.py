@@ -119,6 +119,7 @@ class FakeNode:
         self.key = load_or_create_key(str(key_dir))
         self.set_records(values)
         self.lie_size = None  # when set, the head claims this size over the same tree
+        self.consistency_levels: list[str] = []  # ?consistency= of every request
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -127,7 +128,9 @@ class FakeNode:
 
             def do_GET(self):
                 url = urlsplit(self.path)
-                query = {k: int(v[0]) for k, v in parse_qs(url.query).items()}
+                raw = parse_qs(url.query)
+                fake.consistency_levels.append(raw.pop("consistency", ["linearizable"])[0])
+                query = {k: int(v[0]) for k, v in raw.items()}
                 if url.path == "/tree/head":
                     size = fake.tree.size
                     head = sign_tree_head(
@@ -192,6 +195,8 @@ def test_monitor_accepts_growth_and_alarms_on_a_rewritten_history(fakes, tmp_pat
     assert monitor("--node", a.url, "--state", state, "--duration", "0") == 0
     out = capsys.readouterr().out
     assert "size=25" in out and "consistent with 1 earlier head" in out
+    # the monitor watches each node's own tree: heads and proofs asked for without a ReadIndex
+    assert a.consistency_levels and set(a.consistency_levels) == {"stale"}
     # the node rewrites record 7 and appends: its new head cannot extend the one seen before
     forged = list(values + [b"more"] * 5)
     forged[7] = b"FORGED"

@@ -380,7 +380,7 @@ def sample_heads(cluster: Cluster, rec: Recorder, stop: threading.Event, seed: i
             continue
         try:
             with Client(cluster.url(node), timeout_s=PROBE_TIMEOUT_S) as c:
-                head = c.tree_head()
+                head = c.tree_head(stale=True)
         except Exception:  # down, paused or electing: try another node next time
             continue
         if not head.verify():
@@ -548,7 +548,7 @@ def wait_converged(cluster: Cluster, rec: Recorder) -> tuple[int, int, bytes, li
         for node_id in cluster.ids:
             with contextlib.suppress(Exception):
                 with Client(cluster.url(node_id), timeout_s=2) as c:
-                    head = c.tree_head()
+                    head = c.tree_head(stale=True)
                     last[node_id] = (head.tree_size, head.root)
                     with rec.lock:
                         rec.heads.append(HeadSeen(node_id, head.tree_size, head.root, rec.now()))
@@ -658,7 +658,7 @@ def run_once(settings: Settings, workdir: Path) -> dict:
 
         def consistency(first: int, second: int) -> list[bytes]:
             with Client(cluster.url(node), timeout_s=CLIENT_TIMEOUT_S) as c:
-                return c.consistency(first, second)
+                return c.consistency(first, second, stale=True)
 
         with rec.lock:
             ops = list(rec.ops)
