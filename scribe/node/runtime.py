@@ -272,6 +272,8 @@ class NodeRuntime:
 
     async def _handle_ready(self, rd: Ready) -> None:
         core, state_log, metrics = self.core, self.log, self.metrics
+        # rd was made after a rejoining core caught up: its hard state holds the vote it took then
+        rejoined = self._on_rejoined is not None and not core.rejoining
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader_id, rd.soft_state.role)
         if rd.hard_state is not None:
@@ -319,8 +321,7 @@ class NodeRuntime:
             metrics.fsync_seconds.observe(time.perf_counter() - started)
         if undurable:
             self._apply(undurable)
-        if self._on_rejoined is not None and not core.rejoining:
-            # rd was made after the core caught up, so its hard state (the vote) is durable now
+        if rejoined:  # and that hard state is durable now
             log.info(
                 "node %s caught up after rejoining at index %s: votes again",
                 self.node_id,
