@@ -91,11 +91,6 @@ class Progress:
             return True
         if self.next - 1 != rejected:
             return False
-        if next_hint <= self.match:
-            # The follower's log ends below what it acknowledged: it lost its log and rejoined
-            # empty. Replicate from where its log ends now. (A stale rejection can land here
-            # too; then the entries are only sent again: the commit index never moves back.)
-            self.match = max(next_hint - 1, 0)
         self.next = max(min(rejected, next_hint), self.match + 1, 1)
         self.probe_sent = False
         return True

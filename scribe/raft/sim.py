@@ -1,8 +1,9 @@
 """A seeded deterministic simulator: N real RaftCores on a fake network and disk.
 
 Everything random (message delays, drops, duplicates, partitions, crashes that lose unsynced
-writes, restarts, lost disks (a node back empty, rejoining), the client workload, every core's rng) derives from ONE seed, so a failure
-replays exactly with `python tools/simulate.py --seed N --nodes K`.
+writes, restarts, lost disks (a node back empty, rejoining), the client workload, every core's
+rng) derives from ONE seed, so a failure replays exactly with
+`python tools/simulate.py --seed N --nodes K`.
 
 After every event the checker verifies: election safety, log matching, leader completeness,
 state-machine safety, that no committed entry is lost (every committed entry stays durable on a
@@ -78,9 +79,8 @@ class _Node:
     last_value: bytes = b""
     reads_waiting: list[_Read] = field(default_factory=list)
     restart_at: int = -1
-    rejoining: bool = (
-        False  # lost its disk; a voter again once a Ready made after it caught up is synced
-    )
+    # Lost its disk; a voter again once a Ready made after it caught up is synced.
+    rejoining: bool = False
     rejoin_done: Ready | None = None
 
 
