@@ -156,8 +156,8 @@ def parse_record(doc: Any) -> Record:
     )
 
 
-def _stale(stale: bool) -> dict[str, str] | None:
-    return {"consistency": "stale"} if stale else None
+def _stale(stale: bool) -> dict[str, Any]:
+    return {"consistency": "stale"} if stale else {}
 
 
 class Client:
@@ -346,7 +346,7 @@ class Client:
     def tree_head(self, stale: bool = False) -> SignedTreeHead:
         """The node's signed tree head (the signature is not checked here). stale: the node's
         own tree as it is, without a ReadIndex round (what a monitor of each node wants)."""
-        return parse_signed_tree_head(self._json("/tree/head", query=_stale(stale)))
+        return parse_signed_tree_head(self._json("/tree/head", query=_stale(stale) or None))
 
     def verify(
         self, key: str | bytes, seq: int | None = None, stale: bool = False
@@ -357,12 +357,13 @@ class Client:
     def verify_raw(
         self, key: str | bytes, seq: int | None = None, stale: bool = False
     ) -> dict[str, Any]:
-        query = {"seq": seq} if seq is not None else {}
-        query.update(_stale(stale) or {})
+        query = _stale(stale)
+        if seq is not None:
+            query["seq"] = seq
         return self._json(self._key_path("/verify/", key), query=query or None)
 
     def consistency(self, first: int, second: int, stale: bool = False) -> list[bytes]:
-        query = {"first": first, "second": second, **(_stale(stale) or {})}
+        query = {"first": first, "second": second, **_stale(stale)}
         doc = self._json("/tree/consistency", query=query)
         if not isinstance(doc, dict) or doc.get("first") != first or doc.get("second") != second:
             raise ResponseError(f"/tree/consistency answered for other sizes: {doc!r:.200}")

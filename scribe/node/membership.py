@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engines.fileio import fsync_dir
 from scribe.config import NodeConfig
 from scribe.errors import ScribeError
 
@@ -85,11 +86,7 @@ def _write_marker(path: Path, node_id: int) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(str(path.parent))
 
 
 def rejoin_pending(config: NodeConfig) -> bool:
@@ -101,11 +98,7 @@ def rejoin_done(config: NodeConfig) -> None:
     """The node caught up (and its vote for the current leader is durable): a voter again."""
     path = config.node.data_dir / REJOIN_FILE
     path.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(str(path.parent))
 
 
 def record(config: NodeConfig) -> None:
