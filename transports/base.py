@@ -9,14 +9,16 @@ or corrupted frame.
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from transports.errors import TransportConfigError, TransportStateError
+from transports.errors import TransportClosedError, TransportConfigError, TransportStateError
 from transports.faults import FaultFilter
 from transports.limits import TransportLimits
 
 FrameLike = bytes | bytearray | memoryview
+Deliver = Callable[[int, bytes], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +64,9 @@ def frame_length(frame: FrameLike) -> int:
 class Transport(abc.ABC):
     """One node's end of the cluster network.
 
-    Lifecycle: construct, `await start()`, then `send()` / `await recv()` from
-    the event loop thread, and finally `await close()` (idempotent).
+    Lifecycle: construct, `await start()`, then `send()` and either `await recv()` or
+    `start_receiving(deliver)` from the event loop thread, and finally `await close()`
+    (idempotent).
     """
 
     kind: str = ""
@@ -92,6 +95,8 @@ class Transport(abc.ABC):
         # None = no fault injection at all; tests attach a FaultFilter at run time.
         self.faults: FaultFilter | None = faults
         self.stats = TransportStats()
+        # The task of start_receiving(), for implementations that receive through recv()
+        self.receive_task: asyncio.Task | None = None
         self._started = False
         self._closed = False
 
@@ -137,12 +142,27 @@ class Transport(abc.ABC):
             raise TransportStateError(f"node {self.node_id}: recv() before start()")
         while True:
             from_id, frame = await self._recv_frame()
-            faults = self.faults
-            if faults is not None and not faults.allow_recv(from_id):
-                continue
-            self.stats.frames_received += 1
-            self.stats.bytes_received += len(frame)
-            return from_id, frame
+            if self._accept(from_id, frame):
+                return from_id, frame
+
+    def start_receiving(self, deliver: Deliver) -> None:
+        """Call deliver(sender id, frame) on the loop thread for every frame that arrives, until
+        close(): the same frames, checks and faults as recv() (use one or the other), without a
+        task switch per frame where the implementation can avoid it (a node's hot path).
+        An exception raised by deliver ends the receiving and is left on `receive_task`."""
+        if not self._started:
+            raise TransportStateError(f"node {self.node_id}: start_receiving() before start()")
+        if self.receive_task is not None:
+            raise TransportStateError(f"node {self.node_id}: start_receiving() called twice")
+        self.receive_task = asyncio.get_running_loop().create_task(self._receive_forever(deliver))
+
+    async def _receive_forever(self, deliver: Deliver) -> None:
+        try:
+            while True:
+                from_id, frame = await self.recv()
+                deliver(from_id, frame)
+        except TransportClosedError:
+            return
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -153,6 +173,15 @@ class Transport(abc.ABC):
         return self._closed
 
     # -- for implementations ----------------------------------------------------------
+
+    def _accept(self, from_id: int, frame: bytes) -> bool:
+        """Count a received frame, unless an injected fault drops it (False)."""
+        faults = self.faults
+        if faults is not None and not faults.allow_recv(from_id):
+            return False
+        self.stats.frames_received += 1
+        self.stats.bytes_received += len(frame)
+        return True
 
     @abc.abstractmethod
     def _send_frame(self, to_id: int, frame: FrameLike, size: int) -> bool:

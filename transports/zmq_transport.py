@@ -28,11 +28,12 @@ import zmq
 import zmq.asyncio
 
 from transports import curve
-from transports.base import FrameLike, PeerAddress, Transport
+from transports.base import Deliver, FrameLike, PeerAddress, Transport
 from transports.errors import (
     TransportBindError,
     TransportClosedError,
     TransportConfigError,
+    TransportStateError,
 )
 from transports.faults import FaultFilter
 from transports.limits import TransportLimits
@@ -124,6 +125,9 @@ class ZmqTransport(Transport):
         self._recv_burst = 0
         self._dealers: dict[int, zmq.Socket] = {}
         self._pending_recv: asyncio.Future | None = None
+        self._deliver: Deliver | None = None  # set by start_receiving
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self._reader_fd: int | None = None
         self._bound = False
 
     def _endpoint(self, node_id: int) -> tuple[str, bool]:
@@ -230,25 +234,31 @@ class ZmqTransport(Transport):
                     raise
                 finally:
                     self._pending_recv = None
-            if len(parts) != 2:
-                self.stats.dropped_malformed += 1
-                continue
-            if self._curve is not None:
-                identity, payload = parts[0].bytes, parts[1]
-                from_id = node_id_from_identity(identity)
-                if from_id is None or from_id not in self.peers:
-                    self.stats.dropped_malformed += 1
-                    continue
-                if payload.get("User-Id") != str(from_id):
-                    # A member's key speaking as another member: never deliver it.
-                    self.dropped_unauthenticated += 1
-                    continue
-                return from_id, payload.bytes
-            from_id = node_id_from_identity(parts[0])
+            received = self._unpack(parts)
+            if received is not None:
+                return received
+
+    def _unpack(self, parts: list) -> tuple[int, bytes] | None:
+        """(sender id, payload) of a received message, or None (counted) when it must be dropped."""
+        if len(parts) != 2:
+            self.stats.dropped_malformed += 1
+            return None
+        if self._curve is not None:
+            identity, payload = parts[0].bytes, parts[1]
+            from_id = node_id_from_identity(identity)
             if from_id is None or from_id not in self.peers:
                 self.stats.dropped_malformed += 1
-                continue
-            return from_id, parts[1]
+                return None
+            if payload.get("User-Id") != str(from_id):
+                # A member's key speaking as another member: never deliver it.
+                self.dropped_unauthenticated += 1
+                return None
+            return from_id, payload.bytes
+        from_id = node_id_from_identity(parts[0])
+        if from_id is None or from_id not in self.peers:
+            self.stats.dropped_malformed += 1
+            return None
+        return from_id, parts[1]
 
     def _recv_now(self) -> list | None:
         """A frame already queued, taken without asyncio's future machinery (several times
@@ -260,6 +270,38 @@ class ZmqTransport(Transport):
         self._recv_burst += 1
         return parts
 
+    def start_receiving(self, deliver: Deliver) -> None:
+        """Frames are taken from the ROUTER in a reader callback on its file descriptor: no
+        future, task switch or pyzmq poller per wake-up (0.1-0.2 ms less per message on a busy
+        2-core host, where a Raft round trip is two messages)."""
+        if not self._started or self._router_now is None:
+            raise TransportStateError(f"node {self.node_id}: start_receiving() before start()")
+        if self._deliver is not None or self.receive_task is not None:
+            raise TransportStateError(f"node {self.node_id}: start_receiving() called twice")
+        loop = asyncio.get_running_loop()
+        self._deliver, self._reader_loop = deliver, loop
+        self._reader_fd = self._router_now.getsockopt(zmq.FD)
+        loop.add_reader(self._reader_fd, self._on_readable)
+        # ZeroMQ's descriptor is edge-triggered: frames queued before now would not wake it.
+        loop.call_soon(self._on_readable)
+
+    def _on_readable(self) -> None:
+        router, deliver = self._router_now, self._deliver
+        copy = self._curve is None
+        for _ in range(_RECV_BURST_FRAMES_MAX):
+            if self._closed or router is None:
+                return
+            try:
+                parts = router.recv_multipart(zmq.NOBLOCK, copy=copy)
+            except zmq.Again:
+                return  # drained: the descriptor fires again for the next frame
+            received = self._unpack(parts)
+            if received is not None and self._accept(*received):
+                deliver(*received)
+        # A burst's worth taken: the loop's other callbacks go first, then the rest (the
+        # descriptor does not fire again for frames already queued).
+        self._reader_loop.call_soon(self._on_readable)
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -267,6 +309,9 @@ class ZmqTransport(Transport):
         pending = self._pending_recv
         if pending is not None and not pending.done():
             pending.cancel()
+        if self._reader_fd is not None:
+            self._reader_loop.remove_reader(self._reader_fd)
+            self._reader_fd = None
         self._release()
 
     def _release(self) -> None:

@@ -11,6 +11,11 @@ nothing new to replicate applies before it sends (its messages are commit notice
 The runtime owns the core and the log: both are touched only from the loop thread. HTTP threads
 call submit_write / submit_read, which hop onto the loop with call_soon_threadsafe and return a
 concurrent.futures.Future.
+
+Everything that can make a Ready (a proposal, a frame, a tick) only schedules one "pump" callback
+for the loop's next turn: callbacks already queued (more proposals, more frames) run first and join
+the same Ready, and a message costs no task switch (frames come from the transport's
+start_receiving, not from a task awaiting recv()).
 """
 
 from __future__ import annotations
@@ -135,9 +140,9 @@ class NodeRuntime:
         self.commit_index = core.commit_index
         self.applied_index = core.applied_index
         self.last_index = core.last_index
-        self._wake: asyncio.Event | None = None
+        self._pump_scheduled = False
         self._stopping = False
-        self._stopped: asyncio.Event | None = None
+        self._done: asyncio.Future | None = None  # resolved by stop(), failed by a pump error
         self._proposals: collections.deque[_Write] = collections.deque()
         self._by_request: dict[int, list[_Write]] = {}  # forwarded proposals awaiting placement
         self._by_index: dict[int, _Write] = {}  # placed writes awaiting their entry
@@ -190,33 +195,48 @@ class NodeRuntime:
 
     async def run(self) -> None:
         """Drive the core until stop(). The transport must be started already."""
-        self.loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._stopped = asyncio.Event()
+        self.loop = loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        if self._stopping:
+            self._done.set_result(None)
         self._publish()
         self._tasks = [
             asyncio.create_task(self._tick_loop(), name="raft-tick"),
-            asyncio.create_task(self._recv_loop(), name="raft-recv"),
             asyncio.create_task(self._sweep_loop(), name="raft-sweep"),
         ]
+        self.transport.start_receiving(self._on_frame)
+        receive_task = self.transport.receive_task
+        if receive_task is not None:  # a transport that receives through recv()
+            receive_task.add_done_callback(self._on_receive_end)
+        self._schedule()
         try:
-            await self._ready_loop()
+            await self._done
         finally:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._fail_everything(OutcomeUnknownError(f"node {self.node_id} stopped"))
-            self._stopped.set()
 
     def stop(self) -> None:
         """Ask the loop to finish its current Ready and return from run(). Loop thread only."""
         self._stopping = True
-        if self._wake is not None:
-            self._wake.set()
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     def kick(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        if self._done is not None:
+            self._schedule()
+
+    def _fail(self, exc: Exception) -> None:
+        """A pump or frame handler raised: run() raises it (the node stops; nothing half-done
+        is acknowledged, as in a crash)."""
+        self._stopping = True
+        if self._done is not None and not self._done.done():
+            self._done.set_exception(exc)
+
+    def _on_receive_end(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._fail(task.exception())
 
     async def _tick_loop(self) -> None:
         next_at = time.monotonic()
@@ -229,48 +249,64 @@ class NodeRuntime:
                 next_at = time.monotonic()
                 delay = 0
             await asyncio.sleep(max(delay, 0))
-            self.core.tick()
-            self._wake.set()
-
-    async def _recv_loop(self) -> None:
-        core, metrics = self.core, self.metrics
-        while True:
-            from_id, frame = await self.transport.recv()
             try:
-                m = decode_message(frame)
-            except WireError as exc:
-                metrics.malformed += 1
-                log.warning("dropped a malformed frame from node %s: %s", from_id, exc)
-                continue
-            if m.frm != from_id:
-                metrics.malformed += 1
-                log.warning("dropped a frame claiming node %s, sent by node %s", m.frm, from_id)
-                continue
-            metrics.received[from_id] = metrics.received.get(from_id, 0) + 1
-            core.step(m)
-            self._wake.set()
+                self.core.tick()
+            except Exception as exc:
+                self._fail(exc)
+                return
+            self._schedule()
+
+    def _on_frame(self, from_id: int, frame: bytes) -> None:
+        if self._stopping:
+            return
+        metrics = self.metrics
+        try:
+            m = decode_message(frame)
+        except WireError as exc:
+            metrics.malformed += 1
+            log.warning("dropped a malformed frame from node %s: %s", from_id, exc)
+            return
+        if m.frm != from_id:
+            metrics.malformed += 1
+            log.warning("dropped a frame claiming node %s, sent by node %s", m.frm, from_id)
+            return
+        metrics.received[from_id] = metrics.received.get(from_id, 0) + 1
+        try:
+            self.core.step(m)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self._schedule()
 
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_MS / 1000.0)
             self._sweep(time.monotonic())
 
-    async def _ready_loop(self) -> None:
+    def _schedule(self) -> None:
+        """Run the pump on the loop's next turn, once however many inputs ask for it."""
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            self.loop.call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        if self._stopping:
+            return
         core = self.core
-        wake = self._wake
-        while not self._stopping:
-            await wake.wait()
-            wake.clear()
+        try:
             self._drain_proposals()
             self._drain_reads()
             while core.has_ready() and not self._stopping:
-                await self._handle_ready(core.ready())
+                self._handle_ready(core.ready())
                 # Proposals and reads that arrived during the fsync join the next Ready.
                 self._drain_proposals()
                 self._drain_reads()
             self._publish()
+        except Exception as exc:
+            self._fail(exc)
 
-    async def _handle_ready(self, rd: Ready) -> None:
+    def _handle_ready(self, rd: Ready) -> None:
         core, state_log, metrics = self.core, self.log, self.metrics
         # rd was made after a rejoining core caught up: its hard state holds the vote it took then
         rejoined = self._on_rejoined is not None and not core.rejoining
@@ -348,7 +384,7 @@ class NodeRuntime:
             _settle(future, error=NoLeaderError(f"node {self.node_id} is stopping"))
             return
         self._proposals.append(_Write(data, future, time.monotonic() + self.write_timeout_s))
-        self._wake.set()
+        self._schedule()
 
     def _drain_proposals(self) -> None:
         pending = self._proposals
@@ -356,7 +392,7 @@ class NodeRuntime:
             return
         batch = [pending.popleft() for _ in range(min(len(pending), PROPOSALS_PER_READY_MAX))]
         if pending:
-            self._wake.set()
+            self._schedule()
         try:
             proposal = self.core.propose_batch([w.data for w in batch])
         except NoLeaderError as exc:  # includes ProposalDroppedError: certainly not appended
@@ -438,7 +474,7 @@ class NodeRuntime:
             self._run_read(read, future)
             return
         self._new_reads.append((read, future))
-        self._wake.set()
+        self._schedule()
 
     def _drain_reads(self) -> None:
         if not self._new_reads:
@@ -595,7 +631,7 @@ class NodeRuntime:
         target = max(active, key=lambda p: core.prs[p].match if p in core.prs else -1)
         log.info("transferring leadership to node %s before stopping", target)
         core.transfer_leadership(target)
-        self._wake.set()
+        self._schedule()
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if core.role != Role.LEADER:

@@ -389,6 +389,65 @@ def test_queue_towards_a_peer_that_does_not_read_is_bounded(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_start_receiving_delivers_queued_and_later_frames_in_order_until_close(kind, tmp_path):
+    """The callback path a node uses: frames sent before it starts (an edge-triggered
+    descriptor would not fire for them), bursts far over one read's worth, both peers, the
+    receive-side fault filter; nothing delivered after close()."""
+    peers = peer_table(3)
+
+    async def scenario():
+        nodes = await started(kind, peers, tmp_path)
+        try:
+            for a in (1, 3):
+                await send_until_delivered(nodes[a], nodes[2])
+            other = tmp_path / "other"
+            other.mkdir()
+            unstarted = transports.create(kind, 1, peer_table(2), run_dir=str(other))
+            with pytest.raises(transports.TransportStateError):
+                unstarted.start_receiving(print)
+            count = 1000
+            for i in range(count):
+                assert nodes[1].send(2, b"early%d" % i)
+            await asyncio.sleep(0.2)  # queued at the receiver before anyone takes them
+            got: dict[int, list[bytes]] = {1: [], 3: []}
+            done = asyncio.Event()
+            expected_total = 2 * count + 1
+
+            def deliver(from_id: int, frame: bytes) -> None:
+                got[from_id].append(frame)
+                if sum(map(len, got.values())) >= expected_total:
+                    done.set()
+
+            nodes[2].start_receiving(deliver)
+            with pytest.raises(transports.TransportStateError):
+                nodes[2].start_receiving(deliver)
+            for i in range(count):
+                assert nodes[3].send(2, b"late%d" % i)
+            deadline = time.monotonic() + 10
+            while len(got[1]) < count and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            nodes[2].faults = FaultFilter()
+            nodes[2].faults.isolate([1])
+            nodes[1].send(2, b"dropped by the receiver's filter")
+            await asyncio.sleep(0.1)
+            nodes[2].faults = None
+            nodes[1].send(2, b"last")
+            await asyncio.wait_for(done.wait(), 10)
+            assert got[1] == [b"early%d" % i for i in range(count)] + [b"last"]
+            assert got[3] == [b"late%d" % i for i in range(count)]
+            assert nodes[2].stats.frames_received >= expected_total
+            await nodes[2].close()
+            nodes[1].send(2, b"after close")
+            await asyncio.sleep(0.1)
+            assert got[1][-1] == b"last"
+        finally:
+            await close_all(nodes)
+
+    run(scenario())
+    assert leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_misuse_raises_typed_errors(kind, tmp_path):
     peers = peer_table(2)
     t = transports.create(kind, 1, peers, run_dir=str(tmp_path))
