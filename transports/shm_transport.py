@@ -40,8 +40,8 @@ import time
 from collections.abc import Mapping
 from multiprocessing import resource_tracker, shared_memory
 
-from transports.base import FrameLike, PeerAddress, Transport
-from transports.errors import TransportBindError, TransportClosedError
+from transports.base import Deliver, FrameLike, PeerAddress, Transport
+from transports.errors import TransportBindError, TransportClosedError, TransportStateError
 from transports.faults import FaultFilter
 from transports.limits import TransportLimits
 from transports.naming import shm_name_prefix, shm_ring_name, shm_wake_address
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 _POKE = b"\x01"
 _WAKE_DRAIN_DATAGRAMS_MAX = 4096
+# Frames handed to start_receiving's callback in one go before the loop's other callbacks run.
+_DELIVER_BURST_FRAMES_MAX = 64
 
 
 def _untracked(segment: shared_memory.SharedMemory) -> shared_memory.SharedMemory:
@@ -157,6 +159,7 @@ class ShmTransport(Transport):
         self._poke_sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
+        self._deliver: Deliver | None = None  # set by start_receiving
         self._pokes_due: set[int] = set()
         self._pokes_scheduled = False
         self._retry_handle: asyncio.TimerHandle | None = None
@@ -423,6 +426,29 @@ class ShmTransport(Transport):
                 break
         self._wakeup.set()
         self._flush_all()
+        if self._deliver is not None:
+            self._deliver_ready()
+
+    def start_receiving(self, deliver: Deliver) -> None:
+        """Frames go to deliver straight from the wake-up callback: no task switch per frame."""
+        if not self._started:
+            raise TransportStateError(f"node {self.node_id}: start_receiving() before start()")
+        if self._deliver is not None or self.receive_task is not None:
+            raise TransportStateError(f"node {self.node_id}: start_receiving() called twice")
+        self._deliver = deliver
+        self._loop.call_soon(self._deliver_ready)  # frames that arrived before now
+
+    def _deliver_ready(self) -> None:
+        deliver = self._deliver
+        for _ in range(_DELIVER_BURST_FRAMES_MAX):
+            if self._closed:
+                return
+            received = self._poll()
+            if received is None:
+                return  # the next frame comes with a poke
+            if self._accept(*received):
+                deliver(*received)
+        self._loop.call_soon(self._deliver_ready)  # the rest after the loop's other callbacks
 
     # -- receiving ----------------------------------------------------------------------
 
