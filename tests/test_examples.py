@@ -235,3 +235,26 @@ def test_perf_test_bad_usage_exits_2(tmp_path, bad):
     proc = run([str(ROOT / "tools" / "perf_test.py"), *bad], tmp_path)
     assert proc.returncode == 2
     assert "usage:" in proc.stderr and "error:" in proc.stderr
+
+
+# ---- tools/bench_transport.py ------------------------------------------------------------------
+
+
+def test_bench_transport_measures_every_kind_between_two_processes(tmp_path):
+    out = run_ok(
+        [
+            str(ROOT / "tools" / "bench_transport.py"),
+            "--pings",
+            "200",
+            "--small-frames",
+            "2000",
+            "--large-frames",
+            "50",
+        ],
+        tmp_path,
+    )
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[3:] if line.strip()}
+    assert sorted(rows) == ["ipc", "memory", "shm", "tcp"]
+    for kind, cells in rows.items():
+        assert len(cells) == 6, kind
+        assert all(float(c.replace(",", "")) > 0 for c in cells), (kind, cells)
