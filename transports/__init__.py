@@ -4,6 +4,7 @@ t = transports.create("tcp", node_id, peers, run_dir=cluster_dir)
 await t.start()
 t.send(peer_id, frame)          # -> bool, never blocks
 from_id, frame = await t.recv()
+t.start_receiving(deliver)      # or: deliver(from_id, frame) called per frame (what nodes use)
 await t.close()
 """
 
