@@ -31,6 +31,7 @@ from scribe.http.backend import (
 )
 from scribe.http.verifiable import VerifiableBackend
 from scribe.limits import KEY_BYTES_MAX
+from scribe.node.gil import SwitchIntervalByLoad
 from scribe.node.limits import READ_TIMEOUT_MS, THREAD_WAIT_SLACK_MS, WRITE_TIMEOUT_MS
 from scribe.node.runtime import NodeRuntime
 from scribe.raft import Role
@@ -83,6 +84,7 @@ class RaftBackend(VerifiableBackend, Backend):
         self._encode_ops = encode_ops
         self._max_value_bytes = config.storage.max_value_bytes
         self._write_wait_s = (write_timeout_ms + THREAD_WAIT_SLACK_MS) / 1000.0
+        self._load = SwitchIntervalByLoad()
         self._read_wait_s = (read_timeout_ms + THREAD_WAIT_SLACK_MS) / 1000.0
         runtime.metrics.watch(self._gauges)
         self.init_verification(str(config.node.data_dir), source=runtime.log)
@@ -101,7 +103,8 @@ class RaftBackend(VerifiableBackend, Backend):
         data = self._encode_ops(time.time_ns() // 1_000_000, ops)
         future = self.runtime.submit_write(data)
         try:
-            return future.result(self._write_wait_s)
+            with self._load:
+                return future.result(self._write_wait_s)
         except concurrent.futures.TimeoutError:
             raise OutcomeUnknownError(
                 "the write was not confirmed in time; it may still be applied"
@@ -129,7 +132,8 @@ class RaftBackend(VerifiableBackend, Backend):
             raise InvalidArgumentError(f"unknown consistency {consistency!r}")
         future = self.runtime.submit_read(read, consistency == "linearizable")
         try:
-            return future.result(self._read_wait_s)
+            with self._load:
+                return future.result(self._read_wait_s)
         except concurrent.futures.TimeoutError:
             raise NoLeaderError("the read was not served in time; retry") from None
 

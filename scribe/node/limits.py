@@ -25,3 +25,7 @@ SWEEP_INTERVAL_MS = 200
 # The GIL switch interval of a node process. The Raft loop thread shares the GIL with the HTTP
 # threads; at CPython's default (5 ms) it waits that long behind them for every Ready.
 GIL_SWITCH_INTERVAL_S = 0.001
+# ...unless this many client requests are in flight on the node: then the HTTP threads hand the
+# GIL around less often with the default interval (scribe.node.gil).
+GIL_BUSY_REQUESTS_MIN = 12
+GIL_SWITCH_INTERVAL_BUSY_S = 0.005
