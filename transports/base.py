@@ -97,6 +97,7 @@ class Transport(abc.ABC):
         self.stats = TransportStats()
         # The task of start_receiving(), for implementations that receive through recv()
         self.receive_task: asyncio.Task | None = None
+        self._receiver: Deliver | None = None  # set by start_receiving
         self._started = False
         self._closed = False
 
@@ -150,10 +151,7 @@ class Transport(abc.ABC):
         close(): the same frames, checks and faults as recv() (use one or the other), without a
         task switch per frame where the implementation can avoid it (a node's hot path).
         An exception raised by deliver ends the receiving and is left on `receive_task`."""
-        if not self._started:
-            raise TransportStateError(f"node {self.node_id}: start_receiving() before start()")
-        if self.receive_task is not None:
-            raise TransportStateError(f"node {self.node_id}: start_receiving() called twice")
+        self._claim_receiving(deliver)
         self.receive_task = asyncio.get_running_loop().create_task(self._receive_forever(deliver))
 
     async def _receive_forever(self, deliver: Deliver) -> None:
@@ -173,6 +171,14 @@ class Transport(abc.ABC):
         return self._closed
 
     # -- for implementations ----------------------------------------------------------
+
+    def _claim_receiving(self, deliver: Deliver) -> None:
+        """The checks of start_receiving; keeps deliver in self._receiver."""
+        if not self._started or self._closed:
+            raise TransportStateError(f"node {self.node_id}: start_receiving() before start()")
+        if self._receiver is not None:
+            raise TransportStateError(f"node {self.node_id}: start_receiving() called twice")
+        self._receiver = deliver
 
     def _accept(self, from_id: int, frame: bytes) -> bool:
         """Count a received frame, unless an injected fault drops it (False)."""

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from multiprocessing import resource_tracker, shared_memory
 
 from transports.base import Deliver, FrameLike, PeerAddress, Transport
-from transports.errors import TransportBindError, TransportClosedError, TransportStateError
+from transports.errors import TransportBindError, TransportClosedError
 from transports.faults import FaultFilter
 from transports.limits import TransportLimits
 from transports.naming import shm_name_prefix, shm_ring_name, shm_wake_address
@@ -159,7 +159,6 @@ class ShmTransport(Transport):
         self._poke_sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
-        self._deliver: Deliver | None = None  # set by start_receiving
         self._pokes_due: set[int] = set()
         self._pokes_scheduled = False
         self._retry_handle: asyncio.TimerHandle | None = None
@@ -426,20 +425,16 @@ class ShmTransport(Transport):
                 break
         self._wakeup.set()
         self._flush_all()
-        if self._deliver is not None:
+        if self._receiver is not None:
             self._deliver_ready()
 
     def start_receiving(self, deliver: Deliver) -> None:
         """Frames go to deliver straight from the wake-up callback: no task switch per frame."""
-        if not self._started:
-            raise TransportStateError(f"node {self.node_id}: start_receiving() before start()")
-        if self._deliver is not None or self.receive_task is not None:
-            raise TransportStateError(f"node {self.node_id}: start_receiving() called twice")
-        self._deliver = deliver
+        self._claim_receiving(deliver)
         self._loop.call_soon(self._deliver_ready)  # frames that arrived before now
 
     def _deliver_ready(self) -> None:
-        deliver = self._deliver
+        deliver = self._receiver
         for _ in range(_DELIVER_BURST_FRAMES_MAX):
             if self._closed:
                 return
