@@ -223,10 +223,6 @@ class NodeRuntime:
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
-    def kick(self) -> None:
-        if self._done is not None:
-            self._schedule()
-
     def _fail(self, exc: Exception) -> None:
         """A pump or frame handler raised: run() raises it (the node stops; nothing half-done
         is acknowledged, as in a crash)."""
