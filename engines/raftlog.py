@@ -38,6 +38,7 @@ import struct
 import time
 from array import array
 from collections import OrderedDict
+from itertools import repeat
 
 from crc32c import crc32c
 
@@ -51,7 +52,7 @@ from scribe.limits import (
 )
 from scribe.raft.errors import RaftInvariantError
 from scribe.raft.types import Entry, EntryType, HardState
-from scribe.records import OP_CLEAR, OP_PUT, OPS, encode_leaf_data
+from scribe.records import OP_CLEAR, OP_DELETE, OP_PUT, OPS, encode_leaf_data
 
 from . import fileio
 from .base import HASHES_FILE, Engine, _sha256
@@ -534,7 +535,11 @@ class LedgerLog(Engine):
                     )
                 if e.type == EntryType.NORMAL and e.data:
                     first = self._next_seq
-                    self._apply_ops(e)
+                    try:
+                        self._apply_ops(e)
+                    except CorruptionError as exc:
+                        self._failed = exc  # state may be half-applied: refuse everything after
+                        raise
                     results.append((e.index, first, self._next_seq - 1))
                 self._applied = e.index
                 if e.index > self._hard.commit:
@@ -543,57 +548,96 @@ class LedgerLog(Engine):
         return results
 
     def _apply_ops(self, e: Entry) -> None:
-        # The hottest loop of a node (every replica runs it for every record): state lives in
-        # locals while the entry is applied and goes back to self once at the end.
+        # The hottest loop of a node (every replica runs it for every record): one pass decodes,
+        # hashes and indexes each operation (decode_ops is the same parse for readers); state
+        # lives in locals and goes back to self once at the end. A corrupt operation raises
+        # midway: apply_entries then marks the log failed, so nothing half-applied is served.
         data = e.data
-        ts, ops = decode_ops(data)
-        self._entry_ts[e.index] = ts
+        if type(data) is not bytes:
+            data = bytes(data)  # slices below must be bytes: keys and cached values keep them
+        n = len(data)
+        if n < _OPS_HEAD.size:
+            raise CorruptionError("entry data too short for an operations batch")
+        version, ts, count = _OPS_HEAD.unpack_from(data, 0)
+        if version != OPS_VERSION or count > OPS_PER_ENTRY_MAX:
+            raise CorruptionError(f"unknown operations batch version {version} or count {count}")
+        index = e.index
+        self._entry_ts[index] = ts
         if ts > self._last_ts_ms:
             self._last_ts_ms = ts
-        latest, cache = self._latest, self._cache
+        latest, cache, unsorted = self._latest, self._cache, self._unsorted
+        get = latest.get
         trusted_count = self._trusted_count
-        replaying = trusted_count > 0  # replay at open: leave the cache cold
-        cache_entry_max = self._cache_entry_max
+        # Replay at open leaves the cache cold: no value fits a negative size.
+        cache_entry_max = -1 if trusted_count > 0 else self._cache_entry_max
         cache_bytes = self._cache_bytes
         seq, live, clear_seq = self._next_seq, self._live, self._clear_seq
-        view = memoryview(data)
-        hashes = []
-        index = e.index
-        rec_index, rec_off, rec_prev = self._rec_index, self._rec_off, self._rec_prev
-        unsorted = self._unsorted
-        last = len(ops) - 1
-        for i, (op, key, value, off) in enumerate(ops):
-            prev = latest.get(key) if op != OP_CLEAR else None
-            rec_index.append(index)
-            rec_off.append(off)
-            rec_prev.append(-1 if prev is None else (prev if prev >= 0 else ~prev))
-            if seq >= trusted_count:
-                # An operation's bytes in the entry (u8 op | u32 klen | key | u32 vlen | value) are
-                # the tail of its record's leaf_data (DESIGN §2): hash them in place, no copy.
-                h = _sha256(_LEAF_PREFIX.pack(0, seq, ts))
-                h.update(view[off : ops[i + 1][3] if i < last else len(data)])
-                hashes.append(h.digest())
-            if op == OP_CLEAR:
-                clear_seq = seq
-                self._clear_seqs.append(seq)
-                live = 0
-                cache.clear()
-                cache_bytes = 0
-            else:
-                if prev is None:
-                    unsorted.append(key)
-                was_live = prev is not None and prev > clear_seq
+        op_head, value_len = _OP_HEAD.unpack_from, U32.unpack_from
+        leaf_prefix, sha256 = _LEAF_PREFIX.pack, _sha256
+        offsets, prevs, hashes = [], [], []
+        pos = _OPS_HEAD.size
+        try:
+            for _ in range(count):
+                op, klen = op_head(data, pos)
+                kend = pos + 5 + klen
+                vstart = kend + 4
+                end = vstart + value_len(data, kend)[0]
+                if end > n or klen > KEY_BYTES_MAX:
+                    raise CorruptionError(f"impossible operation (op {op}, key length {klen})")
+                key = data[pos + 5 : kend]
+                offsets.append(pos)
+                if seq >= trusted_count:
+                    # An operation's bytes (u8 op | u32 klen | key | u32 vlen | value) are the
+                    # tail of its record's leaf_data (DESIGN §2).
+                    hashes.append(sha256(leaf_prefix(0, seq, ts) + data[pos:end]).digest())
                 if op == OP_PUT:
+                    prev = get(key)
                     latest[key] = seq
-                    live += not was_live
-                    if not replaying and len(value) <= cache_entry_max:
-                        cache[key] = value
-                        cache_bytes += len(value)
-                else:
+                    if prev is None:
+                        unsorted.append(key)
+                        prevs.append(-1)
+                        live += 1
+                    elif prev >= 0:
+                        prevs.append(prev)
+                        live += prev <= clear_seq  # live again only if a clear hid it
+                    else:  # deleted (~seq): not live
+                        prevs.append(~prev)
+                        live += 1
+                    if end - vstart <= cache_entry_max:
+                        cache[key] = data[vstart:end]
+                        cache_bytes += end - vstart
+                    else:  # too big to cache: the key's older cached value must go too
+                        cache.pop(key, None)
+                elif op == OP_DELETE:
+                    prev = get(key)
                     latest[key] = ~seq
-                    live -= was_live
+                    if prev is None:
+                        unsorted.append(key)
+                        prevs.append(-1)
+                    elif prev >= 0:
+                        prevs.append(prev)
+                        live -= prev > clear_seq
+                    else:
+                        prevs.append(~prev)
                     cache.pop(key, None)
-            seq += 1
+                elif op == OP_CLEAR:
+                    prevs.append(-1)
+                    clear_seq = seq
+                    self._clear_seqs.append(seq)
+                    live = 0
+                    cache.clear()
+                    cache_bytes = 0
+                else:
+                    raise CorruptionError(f"impossible operation (op {op}, key length {klen})")
+                seq += 1
+                pos = end
+        except struct.error:
+            raise CorruptionError("operations batch ends inside an operation") from None
+        if pos != n:
+            raise CorruptionError("trailing bytes after the operations batch")
+        self._rec_index.extend(repeat(index, count))
+        self._rec_off.extend(offsets)
+        self._rec_prev.extend(prevs)
         self._next_seq, self._live, self._clear_seq = seq, live, clear_seq
         self._cache_bytes = cache_bytes
         if cache_bytes > self._cache_bytes_max:
