@@ -552,9 +552,12 @@ class LedgerLog(Engine):
         # hashes and indexes each operation (decode_ops is the same parse for readers); state
         # lives in locals and goes back to self once at the end. A corrupt operation raises
         # midway: apply_entries then marks the log failed, so nothing half-applied is served.
+        # Values are cached when first read, not here: a write's value already sits in the
+        # entry tail kept for replication, and inserting every record into a dict of millions
+        # cost a sixth of this loop (and the RAM of values nobody reads).
         data = e.data
         if type(data) is not bytes:
-            data = bytes(data)  # slices below must be bytes: keys and cached values keep them
+            data = bytes(data)  # keys are slices of it and must be bytes
         n = len(data)
         if n < _OPS_HEAD.size:
             raise CorruptionError("entry data too short for an operations batch")
@@ -568,9 +571,6 @@ class LedgerLog(Engine):
         latest, cache, unsorted = self._latest, self._cache, self._unsorted
         get = latest.get
         trusted_count = self._trusted_count
-        # Replay at open leaves the cache cold: no value fits a negative size.
-        cache_entry_max = -1 if trusted_count > 0 else self._cache_entry_max
-        cache_bytes = self._cache_bytes
         seq, live, clear_seq = self._next_seq, self._live, self._clear_seq
         op_head, value_len = _OP_HEAD.unpack_from, U32.unpack_from
         leaf_prefix, sha256 = _LEAF_PREFIX.pack, _sha256
@@ -597,17 +597,14 @@ class LedgerLog(Engine):
                         unsorted.append(key)
                         prevs.append(-1)
                         live += 1
-                    elif prev >= 0:
-                        prevs.append(prev)
-                        live += prev <= clear_seq  # live again only if a clear hid it
-                    else:  # deleted (~seq): not live
-                        prevs.append(~prev)
-                        live += 1
-                    if end - vstart <= cache_entry_max:
-                        cache[key] = data[vstart:end]
-                        cache_bytes += end - vstart
-                    else:  # too big to cache: the key's older cached value must go too
-                        cache.pop(key, None)
+                    else:
+                        if prev >= 0:
+                            prevs.append(prev)
+                            live += prev <= clear_seq  # live again only if a clear hid it
+                        else:  # deleted (~seq): not live
+                            prevs.append(~prev)
+                            live += 1
+                        cache.pop(key, None)  # a read may have cached the older value
                 elif op == OP_DELETE:
                     prev = get(key)
                     latest[key] = ~seq
@@ -626,7 +623,7 @@ class LedgerLog(Engine):
                     self._clear_seqs.append(seq)
                     live = 0
                     cache.clear()
-                    cache_bytes = 0
+                    self._cache_bytes = 0
                 else:
                     raise CorruptionError(f"impossible operation (op {op}, key length {klen})")
                 seq += 1
@@ -639,9 +636,6 @@ class LedgerLog(Engine):
         self._rec_off.extend(offsets)
         self._rec_prev.extend(prevs)
         self._next_seq, self._live, self._clear_seq = seq, live, clear_seq
-        self._cache_bytes = cache_bytes
-        if cache_bytes > self._cache_bytes_max:
-            self._evict()
         if hashes:
             self._leaf_hashes += b"".join(hashes)  # one append (and one lock) per entry
 

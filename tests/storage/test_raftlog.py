@@ -216,10 +216,11 @@ def test_apply_matches_the_reference_engine(tmp_path_factory, batches, cache_byt
     try:
         entries = [normal(1, i + 1, ops, ts=1000 + i) for i, ops in enumerate(batches)]
         log.append(entries)
-        for e in entries:
+        for e, ops in zip(entries, batches):
             log.apply_entries([e])
-        for ops in batches:
             ref.clear() if ops[0][0] == OP_CLEAR else ref.apply(ops)
+            for key in _KEYS:  # reads between writes fill the cache a later write must correct
+                assert log.get(key) == ref.get(key)
         assert len(log) == len(ref) and log.next_seq == ref.next_seq
         for key in _KEYS:
             assert log.get_with_seq(key) == ref.get_with_seq(key)
@@ -247,13 +248,22 @@ def test_a_corrupt_operation_fails_the_log(rlog):
         rlog.apply_entries([bad])
 
 
-def test_a_value_too_big_to_cache_replaces_the_cached_one(tmp_path):
+def test_a_write_drops_the_value_a_read_cached(tmp_path):
     log = LedgerLog(str(tmp_path / "node"), cache_bytes_max=1 << 12)
     try:
-        big = b"B" * (log._cache_entry_max + 1)
-        entries = [normal(1, 1, [(OP_PUT, b"k", b"small")]), normal(1, 2, [(OP_PUT, b"k", big)])]
+        big = b"B" * (log._cache_entry_max + 1)  # too big to be cached itself
+        entries = [
+            normal(1, 1, [(OP_PUT, b"k", b"small"), (OP_PUT, b"j", b"1")]),
+            normal(1, 2, [(OP_PUT, b"k", big), (OP_DELETE, b"j", b"")]),
+            normal(1, 3, [(OP_PUT, b"k", b"again")]),
+        ]
         log.append(entries)
-        log.apply_entries(entries)
-        assert log.get(b"k") == big and log.get_with_seq(b"k") == (1, big)
+        log.apply_entries(entries[:1])
+        assert log.get(b"k") == b"small" and log.get(b"j") == b"1"  # now cached
+        log.apply_entries(entries[1:2])
+        assert log.get(b"k") == big and log.get_with_seq(b"k") == (2, big)
+        assert log.get(b"j") is None
+        log.apply_entries(entries[2:])
+        assert log.get(b"k") == b"again"
     finally:
         log.close()
