@@ -258,3 +258,22 @@ def test_bench_transport_measures_every_kind_between_two_processes(tmp_path):
     for kind, cells in rows.items():
         assert len(cells) == 6, kind
         assert all(float(c.replace(",", "")) > 0 for c in cells), (kind, cells)
+
+
+# ---- tools/bench_cluster.py (against a cluster: tests/cluster/test_cluster_basic.py) ----------
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--pids", "abc"], "'abc' is not a process id"),
+        (["--pids", "999999999"], "no process 999999999"),
+        (["--pids", ","], "no process id given"),
+        (["--etcd-pids", str(os.getpid())], "--etcd-pids needs --etcd"),
+        (["--clients", "0"], "must be positive"),
+    ],
+)
+def test_bench_cluster_bad_usage_exits_2(tmp_path, bad, message):
+    proc = run([str(ROOT / "tools" / "bench_cluster.py"), *bad], tmp_path)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr and message in proc.stderr

@@ -9,12 +9,17 @@ as the previous one is answered. Prints ops/s and p50/p99/p99.9 latency.
     python tools/bench_cluster.py --leader-only --workload mixed
     python tools/bench_cluster.py --etcd http://127.0.0.1:2379 --workload put   # both, same run
     python tools/bench_cluster.py --workload batch --batch-ops 100 --clients 4
+    python tools/bench_cluster.py --pids $(pgrep -d, -f scribe.node)   # + CPU per node
 
 Workloads: put (PUT /kv/<key>), get (GET /kv/<key> of preloaded keys, linearizable), mixed (half
 each), batch (POST /batch of --batch-ops puts; ops/s counts operations, latency is per request).
 With --etcd (one URL or a comma-separated list) the same workload also runs against etcd's v3 JSON
 gateway (POST /v3/kv/put, /v3/kv/range, and /v3/kv/txn for a batch; base64 keys and values), one
 after the other; --leader-only then sends etcd's load to its leader too.
+
+With --pids (and --etcd-pids) it also reports, per process, the CPU used and the context
+switches made during the timed run, per operation; a Scribe node's CPU is split into its Raft
+loop (main thread), its HTTP threads and its ZeroMQ I/O thread (Linux /proc).
 """
 
 from __future__ import annotations
@@ -178,7 +183,145 @@ def preload(target: Target, url: str, args: argparse.Namespace, value: bytes) ->
         conn.close()
 
 
-def run(target: Target, urls: list[str], args: argparse.Namespace) -> dict:
+# ---- CPU accounting (Linux /proc) --------------------------------------------------------------
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass
+class ThreadSample:
+    user_s: float = 0.0
+    sys_s: float = 0.0
+    ctx_switches: int = 0
+
+    def __sub__(self, other: ThreadSample) -> ThreadSample:
+        return ThreadSample(
+            self.user_s - other.user_s,
+            self.sys_s - other.sys_s,
+            self.ctx_switches - other.ctx_switches,
+        )
+
+    def __add__(self, other: ThreadSample) -> ThreadSample:
+        return ThreadSample(
+            self.user_s + other.user_s,
+            self.sys_s + other.sys_s,
+            self.ctx_switches + other.ctx_switches,
+        )
+
+
+def _thread_kind(pid: int, tid: int, comm: str) -> str:
+    if tid == pid:
+        return "loop"  # a node runs its asyncio (Raft) loop on the main thread
+    if comm.startswith("ZMQbg"):
+        return "zeromq"
+    return "http"  # Waitress's server thread and workers (and any other Python thread)
+
+
+def sample_process(pid: int) -> dict[str, ThreadSample]:
+    """CPU time and context switches of every thread of pid, summed by kind of thread (threads
+    that ended since the last sample are missing: the run's threads live as long as the node)."""
+    kinds: dict[str, ThreadSample] = {}
+    for name in os.listdir(f"/proc/{pid}/task"):
+        tid = int(name)
+        base = f"/proc/{pid}/task/{tid}"
+        try:
+            with open(f"{base}/stat") as f:
+                stat = f.read()
+            with open(f"{base}/status") as f:
+                status = f.read()
+            with open(f"{base}/comm") as f:
+                comm = f.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        switches = sum(
+            int(line.split()[1])
+            for line in status.splitlines()
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"))
+        )
+        sample = ThreadSample(
+            int(fields[11]) / _TICKS_PER_S, int(fields[12]) / _TICKS_PER_S, switches
+        )
+        kind = _thread_kind(pid, tid, comm)
+        kinds[kind] = kinds.get(kind, ThreadSample()) + sample
+    return kinds
+
+
+def process_label(pid: int) -> str:
+    """The config file a node runs with (--config X), else the program name."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    program = os.path.basename(argv[0]) if argv and argv[0] else "?"
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--config":  # a Scribe node
+            return os.path.basename(argv[i + 1])
+        if arg == "--name":  # an etcd member
+            return f"{program} {argv[i + 1]}"
+    return program
+
+
+class CpuMeter:
+    """Samples processes before and after the timed part of a run."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self._before: dict[int, dict[str, ThreadSample]] = {}
+
+    def start(self) -> None:
+        self._before = {pid: sample_process(pid) for pid in self.pids}
+
+    def stop(self, ops: int, wall_s: float) -> list[dict]:
+        rows = []
+        for pid in self.pids:
+            try:
+                after = sample_process(pid)
+            except OSError:  # the process ended during the run
+                rows.append({"pid": pid, "label": "(exited)"})
+                continue
+            before = self._before.get(pid, {})
+            kinds = {k: after[k] - before.get(k, ThreadSample()) for k in after}
+            total = sum(kinds.values(), ThreadSample())
+            cpu_s = total.user_s + total.sys_s
+            per_op = 1e6 / ops if ops else float("nan")
+            rows.append(
+                {
+                    "pid": pid,
+                    "label": process_label(pid),
+                    "cpu_s": round(cpu_s, 3),
+                    "cores": round(cpu_s / wall_s, 3) if wall_s > 0 else 0.0,
+                    "kernel_share": round(total.sys_s / cpu_s, 3) if cpu_s else 0.0,
+                    "cpu_us_per_op": round(cpu_s * per_op, 2),
+                    "ctx_switches_per_op": round(total.ctx_switches * per_op / 1e6, 2),
+                    "threads_cpu_us_per_op": {
+                        k: round((v.user_s + v.sys_s) * per_op, 2) for k, v in sorted(kinds.items())
+                    },
+                }
+            )
+        return rows
+
+
+def parse_pids(text: str, flag: str) -> list[int]:
+    pids = []
+    for part in text.replace(" ", ",").split(","):
+        if not part:
+            continue
+        if not part.isdigit():
+            raise ValueError(f"{flag}: {part!r} is not a process id")
+        pid = int(part)
+        if not os.path.isdir(f"/proc/{pid}/task"):
+            raise ValueError(f"{flag}: no process {pid} (this needs Linux /proc)")
+        pids.append(pid)
+    if not pids:
+        raise ValueError(f"{flag}: no process id given")
+    return pids
+
+
+def run(
+    target: Target, urls: list[str], args: argparse.Namespace, meter: CpuMeter | None = None
+) -> dict:
     value = b"v" * args.value_size
     if args.workload in ("get", "mixed"):
         preload(target, urls[0], args, value)
@@ -241,8 +384,10 @@ def run(target: Target, urls: list[str], args: argparse.Namespace) -> dict:
         finally:
             conn.close()
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(args.clients)]
+    if meter is not None:
+        meter.start()
+    started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
@@ -251,7 +396,10 @@ def run(target: Target, urls: list[str], args: argparse.Namespace) -> dict:
     progress.close()
     latencies = sorted(x for s in stats for x in s.latencies_s)
     errors = sum(s.errors for s in stats)
-    return summarize(target.name, args, latencies, errors, wall_s)
+    result = summarize(target.name, args, latencies, errors, wall_s)
+    if meter is not None:
+        result["cpu"] = meter.stop(result["ops"], wall_s)
+    return result
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
@@ -288,6 +436,33 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def print_cpu(rows: list[dict]) -> None:
+    for r in rows:
+        if "cpu" not in r:
+            continue
+        split_note = "; loop, http, zeromq: CPU us/op of those threads"
+        note = split_note if r["system"] == "scribe" else ""
+        print(f"\n{r['system']} CPU during the run ({r['ops']:,} ops{note}):")
+        print(
+            f"{'pid':>8} {'process':<20} {'cores':>6} {'kernel':>7} {'CPU us/op':>9} "
+            f"{'loop':>7} {'http':>7} {'zeromq':>7} {'cswitch/op':>10}"
+        )
+        for c in r["cpu"]:
+            if "cpu_s" not in c:
+                print(f"{c['pid']:>8} {c['label']:<20} exited during the run")
+                continue
+            threads = c["threads_cpu_us_per_op"]
+            split = [
+                f"{threads[k]:>7.1f}" if k in threads and r["system"] == "scribe" else f"{'-':>7}"
+                for k in ("loop", "http", "zeromq")
+            ]
+            print(
+                f"{c['pid']:>8} {c['label'][:20]:<20} {c['cores']:>6.2f} "
+                f"{c['kernel_share']:>7.0%} {c['cpu_us_per_op']:>9.1f} {' '.join(split)} "
+                f"{c['ctx_switches_per_op']:>10.2f}"
+            )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clients", type=int, default=16)
@@ -308,6 +483,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default: $SCRIBE_API_TOKEN)",
     )
     p.add_argument("--etcd", help="also run the workload against etcd's JSON gateway at this URL")
+    p.add_argument(
+        "--pids",
+        help="comma-separated pids of the Scribe node processes: report their CPU per op "
+        "(e.g. $(pgrep -d, -f scribe.node); `launcher status` lists them too)",
+    )
+    p.add_argument("--etcd-pids", help="comma-separated pids of the etcd processes, likewise")
     p.add_argument("--json", action="store_true", help="print results as JSON lines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
@@ -323,6 +504,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
     if args.value_size < 0:
         p.error("--value-size must be >= 0")
+    if args.etcd_pids and not args.etcd:
+        p.error("--etcd-pids needs --etcd")
+    try:
+        args.pids = parse_pids(args.pids, "--pids") if args.pids is not None else None
+        args.etcd_pids = (
+            parse_pids(args.etcd_pids, "--etcd-pids") if args.etcd_pids is not None else None
+        )
+    except ValueError as exc:
+        p.error(str(exc))
     return args
 
 
@@ -331,17 +521,20 @@ def main(argv: list[str] | None = None) -> int:
     urls = [u.strip().rstrip("/") for u in args.nodes.split(",") if u.strip()]
     if args.leader_only:
         urls = [find_leader(urls)]
-    rows = [run(ScribeTarget(args.api_token), urls, args)]
+    meter = CpuMeter(args.pids) if args.pids else None
+    rows = [run(ScribeTarget(args.api_token), urls, args, meter)]
     if args.etcd:
         etcd_urls = [u.strip().rstrip("/") for u in args.etcd.split(",") if u.strip()]
         if args.leader_only:
             etcd_urls = [find_etcd_leader(etcd_urls)]
-        rows.append(run(EtcdTarget(), etcd_urls, args))
+        etcd_meter = CpuMeter(args.etcd_pids) if args.etcd_pids else None
+        rows.append(run(EtcdTarget(), etcd_urls, args, etcd_meter))
     if args.json:
         for r in rows:
             print(json.dumps(r))
     else:
         print_table(rows)
+        print_cpu(rows)
     return 1 if any(r["ops"] == 0 for r in rows) else 0
 
 

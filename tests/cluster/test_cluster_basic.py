@@ -232,3 +232,24 @@ def test_tools_pass_against_the_cluster(shared_cluster, tool):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
+
+
+def test_bench_cluster_reports_cpu_per_node(shared_cluster):
+    """--pids: each node's CPU during the timed run, per op, split by thread kind."""
+    urls = [f"http://127.0.0.1:{shared_cluster.port(i)}" for i in shared_cluster.ids]
+    pids = [shared_cluster.pid(i) for i in shared_cluster.ids]
+    base = [PYTHON, str(ROOT / "tools" / "bench_cluster.py"), "--nodes", ",".join(urls)]
+    base += ["--duration", "1", "--clients", "4", "--workload", "put", "--quiet"]
+    base += ["--pids", ",".join(map(str, pids))]
+    result = subprocess.run([*base, "--json"], capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert row["ops"] > 0 and [c["pid"] for c in row["cpu"]] == pids
+    for node in row["cpu"]:
+        assert node["label"].startswith("config-node") and node["cpu_us_per_op"] > 0
+        assert {"loop", "http", "zeromq"} <= set(node["threads_cpu_us_per_op"])
+        assert node["ctx_switches_per_op"] > 0
+    table = subprocess.run(base, capture_output=True, text=True, timeout=90)
+    assert table.returncode == 0, table.stdout + table.stderr
+    assert "scribe CPU during the run" in table.stdout
+    assert all(str(pid) in table.stdout for pid in pids)

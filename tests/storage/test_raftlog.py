@@ -216,7 +216,7 @@ def test_apply_matches_the_reference_engine(tmp_path_factory, batches, cache_byt
     try:
         entries = [normal(1, i + 1, ops, ts=1000 + i) for i, ops in enumerate(batches)]
         log.append(entries)
-        for e, ops in zip(entries, batches):
+        for e, ops in zip(entries, batches, strict=True):
             log.apply_entries([e])
             ref.clear() if ops[0][0] == OP_CLEAR else ref.apply(ops)
             for key in _KEYS:  # reads between writes fill the cache a later write must correct
