@@ -189,7 +189,6 @@ class LedgerLog(Engine):
         self._rec_index = array("Q")
         self._rec_off = array("I")
         self._rec_prev = array("q")
-        self._entry_ts: dict[int, int] = {}
         self._applied = 0
         self._hard = HardState()
         self._hard_persisted = HardState()
@@ -565,7 +564,6 @@ class LedgerLog(Engine):
         if version != OPS_VERSION or count > OPS_PER_ENTRY_MAX:
             raise CorruptionError(f"unknown operations batch version {version} or count {count}")
         index = e.index
-        self._entry_ts[index] = ts
         if ts > self._last_ts_ms:
             self._last_ts_ms = ts
         latest, cache, unsorted = self._latest, self._cache, self._unsorted
@@ -653,9 +651,7 @@ class LedgerLog(Engine):
         kstart = off + 5
         (vlen,) = U32.unpack_from(data, kstart + klen)
         vstart = kstart + klen + 4
-        ts = self._entry_ts.get(index)
-        if ts is None:
-            ts = _OPS_HEAD.unpack_from(data, 0)[1]
+        ts = _OPS_HEAD.unpack_from(data, 0)[1]  # the entry's stamp: every record shares it
         prev = self._rec_prev[seq]
         return (
             PAYLOAD_HEAD.pack(prev + 1, FLAG_COMMIT, 0, seq, ts, op, klen)
