@@ -5,6 +5,7 @@ Each runs as a real subprocess in its own temporary working directory, as a user
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -258,6 +259,59 @@ def test_bench_transport_measures_every_kind_between_two_processes(tmp_path):
     for kind, cells in rows.items():
         assert len(cells) == 6, kind
         assert all(float(c.replace(",", "")) > 0 for c in cells), (kind, cells)
+
+
+# ---- tools/bench_floor.py ----------------------------------------------------------------------
+
+
+def test_bench_floor_measures_each_fixed_cost_and_adds_them_up(tmp_path):
+    out = run_ok(
+        [
+            str(ROOT / "tools" / "bench_floor.py"),
+            "--requests",
+            "40",
+            "--pings",
+            "40",
+            "--syncs",
+            "10",
+            "--writers",
+            "2",
+            "--transport",
+            "shm",
+            "--dir",
+            str(tmp_path),
+            "--json",
+        ],
+        tmp_path,
+    )
+    report = json.loads(out)
+    steps = {row["step"]: row for row in report["steps"]}
+    assert list(steps) == [
+        "http",
+        "http + hop",
+        "transport shm round trip",
+        "fsync, 2 writers at once",
+    ]
+    assert steps["fsync, 2 writers at once"]["samples"] == 20
+    assert all(0 < row["p50_ms"] <= row["p99_ms"] for row in steps.values()), steps
+    added = sum(row["p50_ms"] for name, row in steps.items() if name != "http")
+    assert report["floor_p50_ms"] == pytest.approx(added, abs=0.002)
+    assert not list(tmp_path.glob("bench-floor-*"))  # the fsync files are gone
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--writers", "0"], "must be a positive integer"),
+        (["--requests", "x"], "invalid positive value"),
+        (["--transport", "memory"], "invalid choice"),
+        (["--dir", "/nonexistent/bench-floor"], "is not a writable directory"),
+    ],
+)
+def test_bench_floor_bad_usage_exits_2(tmp_path, bad, message):
+    proc = run([str(ROOT / "tools" / "bench_floor.py"), *bad], tmp_path)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr and message in proc.stderr
 
 
 # ---- tools/bench_cluster.py (against a cluster: tests/cluster/test_cluster_basic.py) ----------
