@@ -2,11 +2,12 @@
 """The 3-node tutorial, checked end to end against a running cluster: PASS/FAIL per step.
 
     ./scripts/start-cluster.sh && python tools/cluster_e2e_test.py
-    python tools/cluster_e2e_test.py --dir ./cluster     # also step 7: stop a follower, restart it
+    python tools/cluster_e2e_test.py --dir ./cluster     # the nodes of that launcher cluster, step 7 too
     python tools/cluster_e2e_test.py http://127.0.0.1:8001 http://127.0.0.1:8002 http://127.0.0.1:8003
 
 Step 7 (node failure and recovery) needs --dir, the launcher's cluster directory, to stop and start
-a node through `python -m launcher`. Exits 1 if any check fails.
+a node through `python -m launcher`; with --dir and no URLs, the node URLs are read from the
+configs the launcher wrote there. Exits 1 if any check fails, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ import threading
 import time
 import uuid
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(1, ROOT)
 
 from checklib import Checks, Node, expect, node_urls, wait_until  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from launcher.layout import HOST, ClusterDir, LauncherError  # noqa: E402
+from scribe.errors import ScribeError  # noqa: E402
+
 PERF_OPS = 100
 
 
@@ -38,11 +44,31 @@ def launcher(cluster_dir: str, *args: str) -> None:
     expect(result.returncode == 0, f"launcher {' '.join(args)}: {result.stderr.strip()}")
 
 
+def cluster_dir_urls(cluster_dir: str) -> list[str]:
+    """The HTTP URLs of a launcher cluster's nodes, in node-id order, from its config files."""
+    cdir = ClusterDir(cluster_dir)
+    ids = cdir.node_ids()
+    if not ids:
+        raise LauncherError(f"no launcher cluster in {cluster_dir} (no node config files there)")
+    return [f"http://{HOST}:{cdir.load(i).network.client_port}" for i in ids]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("urls", nargs="*", help="node URLs in node-id order (default 8001..8003)")
-    parser.add_argument("--dir", help="launcher cluster dir: enables the failure/recovery step")
+    parser.add_argument(
+        "urls",
+        nargs="*",
+        help="node URLs in node-id order (default: the nodes of --dir, else 8001..8003)",
+    )
+    parser.add_argument(
+        "--dir", help="launcher cluster dir: its nodes, and the failure/recovery step"
+    )
     args = parser.parse_args(argv)
+    if args.dir and not args.urls:
+        try:
+            args.urls = cluster_dir_urls(args.dir)
+        except (LauncherError, ScribeError, OSError) as exc:
+            parser.error(str(exc))
     urls = node_urls(args.urls)
     nodes = [Node(u) for u in urls]
     run = uuid.uuid4().hex[:8]

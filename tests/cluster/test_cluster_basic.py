@@ -234,6 +234,25 @@ def test_tools_pass_against_the_cluster(shared_cluster, tool):
     assert "FAIL" not in result.stdout
 
 
+def test_cluster_e2e_finds_the_nodes_of_a_launcher_dir(make_cluster, tmp_path):
+    """--dir alone: the URLs come from the launcher's configs, and step 7 stops and restarts a
+    follower through the launcher."""
+    cluster = make_cluster()
+    cluster.up()
+    cluster.leader()
+    tool = str(ROOT / "tools" / "cluster_e2e_test.py")
+    result = subprocess.run(
+        [PYTHON, tool, "--dir", str(cluster.path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8/8 checks passed" in result.stdout and "SKIP" not in result.stdout
+    empty = subprocess.run(
+        [PYTHON, tool, "--dir", str(tmp_path / "none")], capture_output=True, text=True, timeout=30
+    )
+    assert empty.returncode == 2
+    assert "no launcher cluster in" in empty.stderr and "usage:" in empty.stderr
+
+
 def test_bench_cluster_reports_cpu_per_node(shared_cluster):
     """--pids: each node's CPU during the timed run, per op, split by thread kind."""
     urls = [f"http://127.0.0.1:{shared_cluster.port(i)}" for i in shared_cluster.ids]
