@@ -410,6 +410,9 @@ class LedgerLog(Engine):
         while len(self._segs) - 1 > idx:  # whole later segments go
             seg = self._segs.pop()
             fileio.close(seg.read_fd)
+            # The file goes: nothing of it needs an fsync, and its descriptor is closed at the
+            # next sync, which must not fsync it after closing it.
+            self._dirty_fds.discard(self._active_fd)
             self._retired_fds.append(self._active_fd)
             fileio.remove(seg.path)
             self._active_fd = fileio.open_append(self._segs[-1].path)
@@ -455,9 +458,9 @@ class LedgerLog(Engine):
 
     def _sync(self) -> None:
         with self._lock:
-            for fd in self._retired_fds:
-                fileio.close(fd)
-            self._retired_fds = []
+            retired = self._retired_fds
+            while retired:  # popped first: a close that raises is never repeated by close()
+                fileio.close(retired.pop())
             self._spill()
             now = time.monotonic()
             if now - self._leaves_persisted_at >= LEAF_HASHES_PERSIST_INTERVAL_S:

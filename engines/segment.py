@@ -432,9 +432,9 @@ class SegmentEngine(Engine):
     def _sync(self) -> None:
         # Called with _sync_lock held (Engine.sync / Engine.close).
         with self._lock:
-            for fd in self._retired_fds:  # safe: no other sync runs, and these were fsynced at roll
-                fileio.close(fd)
-            self._retired_fds = []
+            retired = self._retired_fds  # safe: no other sync runs, and these were fsynced at roll
+            while retired:  # popped first: a close that raises is never repeated by close()
+                fileio.close(retired.pop())
             self._spill()
             if self._leaf_store.write_tail():
                 self._dirty_fds.add(self._leaf_store.fd)

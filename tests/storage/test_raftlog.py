@@ -197,6 +197,29 @@ def test_truncation_across_segments(tmp_path):
         log.close()
 
 
+def test_truncation_across_segments_before_any_sync(tmp_path):
+    """A conflicting append that drops whole segments written since the last sync: the dropped
+    active file must leave the set of files to fsync (it used to be closed, then fsynced: EBADF,
+    and with its descriptor number reused meanwhile, someone else's file or socket)."""
+    path = str(tmp_path / "node")
+    log = LedgerLog(path, segment_bytes=4096)
+    try:
+        log.append([normal(1, i, [(OP_PUT, b"k%d" % i, b"v" * 100)]) for i in range(1, 120)])
+        assert len([n for n in os.listdir(path) if n.endswith(".rlog")]) > 2
+        log.append([normal(2, 5, [(OP_PUT, b"x", b"y")])])
+        log.sync()
+        log.append([normal(2, 6, [(OP_PUT, b"z", b"w")])])
+        log.sync()
+        assert log.last_index() == 6 and log.term(5) == 2
+    finally:
+        log.close()
+    log = LedgerLog(path, segment_bytes=4096)
+    try:
+        assert log.last_index() == 6 and log.term(6) == 2
+    finally:
+        log.close()
+
+
 _KEYS = [b"a", b"b", b"c", b"d"]
 _op = st.one_of(
     st.tuples(st.just(OP_PUT), st.sampled_from(_KEYS), st.binary(max_size=12)),
