@@ -414,6 +414,7 @@ class LedgerLog(Engine):
             # next sync, which must not fsync it after closing it.
             self._dirty_fds.discard(self._active_fd)
             self._retired_fds.append(self._active_fd)
+            self._active_fd = -1  # retired: never closed twice if the next open fails
             fileio.remove(seg.path)
             self._active_fd = fileio.open_append(self._segs[-1].path)
             self._written = os.lseek(self._active_fd, 0, os.SEEK_END)
@@ -437,6 +438,7 @@ class LedgerLog(Engine):
         fileio.fsync(self._active_fd)
         self._dirty_fds.discard(self._active_fd)
         self._retired_fds.append(self._active_fd)
+        self._active_fd = -1  # retired: never closed twice if the next open fails
         self._new_segment(first_index)
 
     def _new_segment(self, first_index: int) -> None:
