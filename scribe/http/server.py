@@ -76,7 +76,15 @@ class ServerThread:
     def stop(self) -> None:
         server = self.server
         # Sockets belong to the server's loop thread: close them from there, via its trigger.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        try:
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        except OSError as exc:
+            # The wake-up pipe is gone (its descriptor was closed under the server): the loop
+            # cannot be woken. Close the sockets from here; its next select() ends the loop.
+            log.warning(
+                "HTTP server on port %s: wake-up pipe unusable (%s); closing", self.port, exc
+            )
+            wasyncore.close_all(server._map, ignore_all=True)
         self._thread.join(_STOP_TIMEOUT_S)
         server.task_dispatcher.shutdown()
         if self._thread.is_alive():

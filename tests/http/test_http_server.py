@@ -1,5 +1,6 @@
 """The app served by Waitress on a free port, spoken to with urllib; and group commit under load."""
 
+import errno
 import json
 import socket
 import threading
@@ -78,6 +79,22 @@ def test_chunked_body_over_http(server):
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200
     assert call("GET", server.url + "/kv/streamed")[1] == b"abcd"
+
+
+def test_stop_ends_the_server_when_its_wakeup_pipe_is_gone(app):
+    """A server whose trigger cannot be pulled (EBADF: its descriptor closed under it) still
+    stops, its thread ends and its port is released."""
+    running = start_server(app, "127.0.0.1", 0, threads=2)
+    assert call("GET", running.url + "/health")[0] == 200
+
+    def broken_pull():
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    running.server.trigger._physical_pull = broken_pull
+    running.stop()
+    assert not running._thread.is_alive()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(running.url + "/health", timeout=2)
 
 
 def test_port_in_use_is_a_clear_error(app):
