@@ -66,19 +66,11 @@ class FastKv:
         self._hooks = _hooks(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
-        method = environ.get("REQUEST_METHOD")
-        path = environ.get("PATH_INFO", "")
-        if (
-            method not in ("GET", "PUT")
-            or not path.startswith(_KV_PREFIX)
-            or environ.get("QUERY_STRING")
-            or self._indented_json()
-            or _hooks(self.app) != self._hooks
-        ):
-            return self.wrapped(environ, start_response)
-        key = _key(path)
+        key = self.takes(environ)
         if key is None:
             return self.wrapped(environ, start_response)
+        method = environ["REQUEST_METHOD"]
+        path = environ["PATH_INFO"]
         if method == "PUT":
             value = self._put_body(environ)
             if value is None:
@@ -105,15 +97,55 @@ class FastKv:
         start_response(status, headers)
         return [body]
 
+    @property
+    def in_flight(self) -> Any:
+        """The app's gauge of requests being served."""
+        return self._metrics.in_flight
+
+    # ---- what this path takes (also asked by the node's loop front) --------------------------
+
+    def takes(self, environ: dict[str, Any]) -> bytes | None:
+        """The key when this path answers the request itself, None when Flask must (from the
+        request line and headers; a PUT's length and token are put_length's)."""
+        method = environ.get("REQUEST_METHOD")
+        path = environ.get("PATH_INFO", "")
+        if (
+            method not in ("GET", "PUT")
+            or not path.startswith(_KV_PREFIX)
+            or environ.get("QUERY_STRING")
+            or self._indented_json()
+            or _hooks(self.app) != self._hooks
+        ):
+            return None
+        return _key(path)
+
+    def put_length(self, environ: dict[str, Any]) -> int | None:
+        """The body length of a PUT this path may take, or None to hand it to Flask."""
+        if self._token is not None and not self._authorized(environ):
+            return None
+        declared = environ.get("CONTENT_LENGTH", "")
+        if (
+            environ.get("HTTP_TRANSFER_ENCODING")
+            or not declared.isascii()
+            or not declared.isdigit()
+            or int(declared) > self._max_value_bytes
+        ):
+            return None
+        return int(declared)
+
     # ---- the two requests --------------------------------------------------------------------
 
     def _put(self, key: bytes, value: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
-        result = self._backend.put(key, value)
+        return self.put_answer(key, self._backend.put(key, value))
+
+    def put_answer(self, key: bytes, result: Any) -> tuple[str, list[tuple[str, str]], bytes]:
         body = self._json({"key": key.decode("utf-8"), "seq": result.seq, "index": result.index})
         return _OK, [("Content-Type", _JSON)], body
 
     def _get(self, key: bytes, path: str) -> tuple[str, list[tuple[str, str]], bytes]:
-        entry = self._backend.get(key, "linearizable")
+        return self.get_answer(key, self._backend.get(key, "linearizable"))
+
+    def get_answer(self, key: bytes, entry: Any) -> tuple[str, list[tuple[str, str]], bytes]:
         if entry is None:
             text = key.decode("utf-8")
             body = self._json({"error": "key_not_found", "message": f"key {text!r} not found"})
@@ -125,17 +157,10 @@ class FastKv:
 
     def _put_body(self, environ: dict[str, Any]) -> bytes | None:
         """The body of a PUT the fast path may take, or None (left unread) to hand it to Flask."""
-        if self._token is not None and not self._authorized(environ):
+        length = self.put_length(environ)
+        if length is None:
             return None
-        declared = environ.get("CONTENT_LENGTH", "")
-        if (
-            environ.get("HTTP_TRANSFER_ENCODING")
-            or not declared.isascii()
-            or not declared.isdigit()
-            or int(declared) > self._max_value_bytes
-        ):
-            return None
-        return environ["wsgi.input"].read(int(declared))
+        return environ["wsgi.input"].read(length)
 
     def _authorized(self, environ: dict[str, Any]) -> bool:
         scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
@@ -153,6 +178,10 @@ class FastKv:
         # What jsonify writes in compact mode: app.json's settings, no spaces, a final newline.
         return (self.app.json.dumps(doc, separators=(",", ":")) + "\n").encode("utf-8")
 
+    def count(self, method: str, status: str | int, started: float) -> None:
+        """Count an answered request in the app's metrics (the loop front's answers too)."""
+        self._count(method, status, started)
+
     def _count(self, method: str, status: str | int, started: float) -> None:
         code = int(str(status)[:3])
         self._latency[method].observe(time.perf_counter() - started)
@@ -168,6 +197,16 @@ class FastKv:
             response = app.make_response(app.handle_user_exception(exc))
         self._count(method, response.status_code, started)
         return response(environ, start_response)
+
+    def error_answer(
+        self, environ: dict[str, Any], method: str, started: float, exc: Exception
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """What the app's error handlers answer for exc (counted), as status, headers, body."""
+        app = self.app
+        with app.request_context(environ):
+            response = app.make_response(app.handle_user_exception(exc))
+        self._count(method, response.status_code, started)
+        return response.status, list(response.headers.items()), response.get_data()
 
 
 def _hooks(app: Flask) -> tuple:

@@ -29,10 +29,13 @@ def make_server(
     threads: int = SERVER_THREADS_DEFAULT,
     *,
     channel_timeout_s: float = CHANNEL_TIMEOUT_S,
+    accept: bool = True,
 ) -> BaseWSGIServer:
     """A bound, listening Waitress server (port 0 picks a free port: see .effective_port).
 
-    A connection idle or stalled in mid-request for channel_timeout_s is closed.
+    A connection idle or stalled in mid-request for channel_timeout_s is closed. With
+    accept=False the socket is bound but neither listening nor accepted by Waitress: another
+    acceptor (the node's loop front) hands it connections.
     """
     body_bytes_max = app.extensions.get("scribe", {}).get("max_body_bytes")
     options = {
@@ -46,7 +49,9 @@ def make_server(
         # Content-Length never costs disk.
         options["max_request_body_size"] = 2 * body_bytes_max + 1
     try:
-        return create_server(app, host=host, port=port, threads=threads, ident="scribe", **options)
+        return create_server(
+            app, host=host, port=port, threads=threads, ident="scribe", _start=accept, **options
+        )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise PortInUseError(

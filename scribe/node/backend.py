@@ -91,7 +91,7 @@ class RaftBackend(VerifiableBackend, Backend):
 
     # ---- writes ------------------------------------------------------------------------------
 
-    def _write(self, ops: list[tuple[int, bytes, bytes]]) -> WriteResult:
+    def _entry_data(self, ops: list[tuple[int, bytes, bytes]]) -> bytes:
         for _op, key, value in ops:
             _check_key(key)
             if len(value) > self._max_value_bytes:
@@ -100,8 +100,10 @@ class RaftBackend(VerifiableBackend, Backend):
                 )
         # The node that receives the request stamps the records; every replica applies the
         # same bytes, so every replica stores the same ts_ms.
-        data = self._encode_ops(time.time_ns() // 1_000_000, ops)
-        future = self.runtime.submit_write(data)
+        return self._encode_ops(time.time_ns() // 1_000_000, ops)
+
+    def _write(self, ops: list[tuple[int, bytes, bytes]]) -> WriteResult:
+        future = self.runtime.submit_write(self._entry_data(ops))
         try:
             with self._load:
                 return future.result(self._write_wait_s)
@@ -141,6 +143,9 @@ class RaftBackend(VerifiableBackend, Backend):
         self._read(lambda: None, consistency)  # ReadIndex: applied up to a confirmed index
 
     def get(self, key: bytes, consistency: Consistency = "linearizable") -> Entry | None:
+        return self._read(self._reader(key), consistency)
+
+    def _reader(self, key: bytes) -> Callable[[], Entry | None]:
         state_log = self.runtime.log
 
         def read() -> Entry | None:
@@ -150,7 +155,23 @@ class RaftBackend(VerifiableBackend, Backend):
             seq, value = found
             return Entry(bytes(value), seq)
 
-        return self._read(read, consistency)
+        return read
+
+    # ---- on the loop thread (the node's HTTP front): no thread waits ------------------------
+
+    def start_put(self, key: bytes, value: bytes, done: Callable[[Any], None]) -> None:
+        """Propose a put from the loop thread; done(future) runs there once it is settled (a
+        WriteResult, or the error the waiting path would raise). Bad input raises at once."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        data = self._entry_data([(OP_PUT, bytes(key), bytes(value))])
+        future.add_done_callback(done)
+        self.runtime.propose_here(data, future)
+
+    def start_get(self, key: bytes, done: Callable[[Any], None]) -> None:
+        """A linearizable get from the loop thread; done(future) gets an Entry or None."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.add_done_callback(done)
+        self.runtime.read_here(self._reader(key), True, future)
 
     def range(
         self,

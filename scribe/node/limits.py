@@ -29,3 +29,10 @@ GIL_SWITCH_INTERVAL_S = 0.001
 # GIL around less often with the default interval (scribe.node.gil).
 GIL_BUSY_REQUESTS_MIN = 12
 GIL_SWITCH_INTERVAL_BUSY_S = 0.005
+# The HTTP front on the Raft loop (scribe.node.front): connections it serves itself before new ones
+# go to Waitress, the longest request head it parses (longer ones go to Waitress), bytes per recv(),
+# connections accepted per wake-up of the listening socket.
+FRONT_CONNECTIONS_MAX = 1000
+FRONT_HEAD_BYTES_MAX = 8192
+FRONT_RECV_BYTES = 64 * 1024
+FRONT_ACCEPTS_PER_WAKE_MAX = 64

@@ -22,6 +22,7 @@ from scribe.errors import ScribeError
 from scribe.http import ServerThread, create_app, make_server
 from scribe.node import membership
 from scribe.node.backend import EncodeOps, RaftBackend
+from scribe.node.front import LoopFront
 from scribe.node.limits import HTTP_THREADS, STOP_DRAIN_MS, TRANSFER_WAIT_MS
 from scribe.node.metrics import NodeMetrics
 from scribe.node.peer_keys import curve_keys_for
@@ -94,6 +95,7 @@ class Node:
         self._stop_requested: asyncio.Event | None = None
         self.runtime: NodeRuntime | None = None
         self.http: ServerThread | None = None
+        self.front: LoopFront | None = None
 
     def request_stop(self) -> None:
         if self._stop_requested is not None:
@@ -147,8 +149,14 @@ class Node:
             api_token=config.security.api_token,
         )
         try:
+            # Bound but not accepting: the loop front accepts and hands Waitress what it does
+            # not answer itself.
             server = make_server(
-                app, config.network.listen_addr, config.network.client_port, HTTP_THREADS
+                app,
+                config.network.listen_addr,
+                config.network.client_port,
+                HTTP_THREADS,
+                accept=False,
             )
         except OSError as exc:  # PortInUseError says which port; others (bad address) too
             raise NodeStartError(f"HTTP: {exc.strerror or exc}") from None
@@ -192,6 +200,8 @@ class Node:
         )
         run_task = asyncio.create_task(runtime.run(), name="raft-runtime")
         self.http = ServerThread(server)
+        self.front = front = LoopFront(server, app.wsgi_app, backend)
+        front.start()
         try:
             if ready is not None:
                 ready(self)
@@ -205,9 +215,11 @@ class Node:
         finally:
             if fault_task is not None:
                 fault_task.cancel()
+            front.stop_accepting()
             if not run_task.done():
                 runtime.stop()
                 await asyncio.gather(run_task, return_exceptions=True)
+            front.close()
             if self.http is not None:
                 await loop.run_in_executor(None, self.http.stop)
                 self.http = None
@@ -220,6 +232,7 @@ class Node:
         if not moved:
             log.warning("stopping while still leader: the others will elect a new one")
         # Stop accepting requests; those in flight finish while the loop still runs.
+        self.front.stop_accepting()
         http, self.http = self.http, None
         stopping = loop.run_in_executor(None, http.stop)
         await asyncio.sleep(STOP_DRAIN_MS / 1000.0)

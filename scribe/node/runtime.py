@@ -172,6 +172,19 @@ class NodeRuntime:
         self._loop().call_soon_threadsafe(self._on_read, read, linearizable, future)
         return future
 
+    # ---- called on the loop thread (the node's HTTP front) ------------------------------------
+
+    def propose_here(self, data: bytes, future: concurrent.futures.Future) -> None:
+        """submit_write for a caller already on the loop thread: no hop; the future is settled
+        on this thread, so its done-callbacks run here too."""
+        self._on_write(data, future)
+
+    def read_here(
+        self, read: Callable[[], Any], linearizable: bool, future: concurrent.futures.Future
+    ) -> None:
+        """submit_read for a caller already on the loop thread (see propose_here)."""
+        self._on_read(read, linearizable, future)
+
     def call(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
         """Run fn on the loop thread and hand back its result (status snapshots, metrics)."""
         future: concurrent.futures.Future = concurrent.futures.Future()

@@ -1,0 +1,250 @@
+"""scribe.node.front.LoopFront against a real Waitress server (bound, not accepting) and a uvloop
+loop on a thread, with a backend that settles writes and reads on that loop: what the front
+answers itself, byte for byte as Waitress would, and what it hands over to Waitress."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+import socket
+import threading
+import time
+
+import pytest
+import uvloop
+
+from scribe.errors import InvalidArgumentError, NoLeaderError
+from scribe.http import LedgerBackend, create_app, make_server
+from scribe.http.server import ServerThread
+from scribe.node.front import LoopFront
+
+_DATE = re.compile(rb"\r\nDate: [^\r]*")
+
+
+class LoopBackend(LedgerBackend):
+    """The test ledger behind the node backend's two loop-side calls (start_put, start_get): it
+    settles each future on the loop, a turn later, as the Raft loop would; `fault`, when set, is
+    what the Waitress path's put and get raise too."""
+
+    loop: asyncio.AbstractEventLoop
+    started = 0
+    fault: Exception | None = None
+    hold: threading.Event | None = None  # set: answers wait until it is set
+
+    def put(self, key, value):
+        if self.fault is not None:
+            raise self.fault
+        return super().put(key, value)
+
+    def get(self, key, consistency="linearizable"):
+        if self.fault is not None and consistency == "linearizable":
+            raise self.fault
+        return super().get(key, consistency)
+
+    def _later(self, future, fn) -> None:
+        def settle() -> None:
+            if self.hold is not None and not self.hold.is_set():
+                self.loop.call_later(0.01, settle)
+                return
+            try:
+                future.set_result(fn())
+            except Exception as exc:
+                future.set_exception(exc)
+
+        self.loop.call_soon(settle)
+
+    def start_put(self, key, value, done) -> None:
+        if len(key) > 200:
+            raise InvalidArgumentError("key too long for this test")
+        self.started += 1
+        future = concurrent.futures.Future()
+        future.add_done_callback(done)
+        self._later(future, lambda: self.put(key, value))
+
+    def start_get(self, key, done) -> None:
+        self.started += 1
+        future = concurrent.futures.Future()
+        future.add_done_callback(done)
+        self._later(future, lambda: self.get(key, "linearizable"))
+
+
+@pytest.fixture
+def front(ledger):
+    backend = LoopBackend(ledger, node_id=1, client_port=8080)
+    app = create_app(backend, max_value_bytes=1024, api_token=None)
+    server = make_server(app, "127.0.0.1", 0, threads=4, accept=False)
+    http = ServerThread(server)
+    loop = uvloop.new_event_loop()
+    backend.loop = loop
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    front = LoopFront(server, app.wsgi_app, backend, idle_timeout_s=30)
+    asyncio.run_coroutine_threadsafe(_call(front.start), loop).result(5)
+    front.port = server.effective_port
+    front.backend_for_test = backend
+    front.app = app
+    try:
+        yield front
+    finally:
+        asyncio.run_coroutine_threadsafe(_call(front.close), loop).result(5)
+        http.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+async def _call(fn):
+    return fn()
+
+
+def _exchange(port: int, data: bytes, answers: int = 1, sock: socket.socket | None = None):
+    """Send raw bytes, read `answers` complete responses (Content-Length framed)."""
+    own = sock is None
+    if own:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        sock.sendall(data)
+        out, buf = [], b""
+        while len(out) < answers:
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end >= 0:
+                length = int(re.search(rb"Content-Length: (\d+)", buf[:head_end]).group(1))
+                total = head_end + 4 + length
+                if len(buf) >= total:
+                    out.append(buf[:total])
+                    buf = buf[total:]
+                    continue
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"connection closed after {out!r} {buf!r}")
+            buf += chunk
+        return out
+    finally:
+        if own:
+            sock.close()
+
+
+def _put(key: str, value: bytes, extra: str = "") -> bytes:
+    return (
+        f"PUT /kv/{key} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(value)}\r\n{extra}\r\n"
+    ).encode() + value
+
+
+def _get(key: str, extra: str = "") -> bytes:
+    return f"GET /kv/{key} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
+
+
+def test_answers_byte_for_byte_as_waitress(front):
+    backend = front.backend_for_test
+    on_loop = _exchange(front.port, _put("a", b"one"))[0]
+    assert backend.started == 1 and front.handed_over == 0
+    # The same request with a Connection header goes to Waitress (and FastKv there).
+    by_waitress = _exchange(front.port, _put("a", b"one", "Connection: keep-alive\r\n"))[0]
+    assert front.handed_over == 1 and backend.started == 1
+    assert on_loop.startswith(b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n")
+    assert _DATE.sub(b"", on_loop).replace(b'"seq":0,"index":1', b"X") == _DATE.sub(
+        b"", by_waitress
+    ).replace(b'"seq":1,"index":2', b"X")
+    for key in ("a", "missing", "%C3%A9t%C3%A9"):
+        on_loop = _exchange(front.port, _get(key))[0]
+        by_waitress = _exchange(front.port, _get(key, "Connection: keep-alive\r\n"))[0]
+        assert _DATE.sub(b"", on_loop) == _DATE.sub(b"", by_waitress), key
+    assert backend.started == 4
+
+
+def test_hands_over_what_it_does_not_answer(front):
+    backend = front.backend_for_test
+    cases = [
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",  # another route
+        b"GET /kv/a?consistency=stale HTTP/1.1\r\nHost: x\r\n\r\n",  # a query string
+        b"GET /kv/a HTTP/1.0\r\nHost: x\r\n\r\n",  # HTTP/1.0
+        b"DELETE /kv/a HTTP/1.1\r\nHost: x\r\n\r\n",  # another method
+        _put("big", b"x" * 1025),  # over max_value_bytes: 413 from the app
+        b"PUT /kv/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"GET /kv/ HTTP/1.1\r\nHost: x\r\n\r\n",  # an empty key: Flask's 404/400
+    ]
+    statuses = []
+    for request in cases:
+        answer = _exchange(front.port, request)[0]
+        statuses.append(int(answer.split(b" ", 2)[1]))
+    assert statuses[0] == 200 and statuses[3] == 200 and statuses[4] == 413
+    assert statuses[5] == 200
+    assert backend.started == 0 and front.handed_over == len(cases)
+
+
+def test_a_connection_moves_to_waitress_mid_stream_and_keeps_order(front):
+    backend = front.backend_for_test
+    with socket.create_connection(("127.0.0.1", front.port), timeout=5) as sock:
+        # Pipelined: two hot requests, then one for Waitress, then a hot one it serves too.
+        data = _put("p", b"1") + _get("p") + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + _get("p")
+        answers = _exchange(front.port, data, answers=4, sock=sock)
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 4
+    assert answers[1].endswith(b"\r\n\r\n1") and answers[3].endswith(b"\r\n\r\n1")
+    assert b'"status":"ok"' in answers[2]
+    assert backend.started == 2 and front.handed_over == 1
+
+
+def test_a_body_in_pieces_and_a_token(ledger):
+    backend = LoopBackend(ledger, node_id=1, client_port=8080)
+    app = create_app(backend, max_value_bytes=1024, api_token="s3cret")
+    server = make_server(app, "127.0.0.1", 0, threads=2, accept=False)
+    http = ServerThread(server)
+    loop = uvloop.new_event_loop()
+    backend.loop = loop
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    front = LoopFront(server, app.wsgi_app, backend)
+    asyncio.run_coroutine_threadsafe(_call(front.start), loop).result(5)
+    try:
+        port = server.effective_port
+        denied = _exchange(port, _put("t", b"v"))[0]
+        assert denied.startswith(b"HTTP/1.1 401") and front.handed_over == 1
+        request = _put("t", b"value", "Authorization: Bearer s3cret\r\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            for i in range(0, len(request), 7):
+                sock.sendall(request[i : i + 7])
+                time.sleep(0.002)
+            answer = _exchange(port, b"", sock=sock)[0]
+        assert answer.startswith(b"HTTP/1.1 200 OK") and backend.started == 1
+        assert _exchange(port, _get("t"))[0].endswith(b"\r\n\r\nvalue")
+    finally:
+        asyncio.run_coroutine_threadsafe(_call(front.close), loop).result(5)
+        http.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_errors_read_as_the_apps_and_are_counted(front):
+    backend = front.backend_for_test
+    backend.fault = NoLeaderError("no leader elected yet")
+    answer = _exchange(front.port, _put("e", b"v"))[0]
+    by_waitress = _exchange(front.port, _put("e", b"v", "Connection: keep-alive\r\n"))[0]
+    assert answer.startswith(b"HTTP/1.1 503 SERVICE UNAVAILABLE\r\n")
+    assert _DATE.sub(b"", answer) == _DATE.sub(b"", by_waitress)
+    backend.fault = None
+    bad = _exchange(front.port, _put("k" * 201, b"v"))[0]  # refused before proposing
+    assert bad.startswith(b"HTTP/1.1 400") and b"invalid_argument" in bad
+    metrics = _exchange(front.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")[0].decode()
+    assert 'scribe_http_requests_total{method="PUT",route="/kv/<path:key>",status="503"} 2.0' in (
+        metrics
+    )
+    assert 'method="PUT",route="/kv/<path:key>",status="400"} 1.0' in metrics
+
+
+def test_a_client_that_leaves_mid_request_costs_nothing(front):
+    backend = front.backend_for_test
+    backend.hold = threading.Event()
+    sock = socket.create_connection(("127.0.0.1", front.port), timeout=5)
+    sock.sendall(_put("gone", b"v"))
+    deadline = time.monotonic() + 5
+    while backend.started == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sock.close()
+    backend.hold.set()
+    assert _exchange(front.port, _get("gone"))[0].endswith(b"\r\n\r\nv")  # the put was applied
+    deadline = time.monotonic() + 5
+    while front.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert front.connections == 0
