@@ -192,21 +192,21 @@ class FastKv:
         counter.inc()
 
     def _error(self, environ, start_response, method: str, started: float, exc: Exception):
-        app = self.app
-        with app.request_context(environ):
-            response = app.make_response(app.handle_user_exception(exc))
-        self._count(method, response.status_code, started)
-        return response(environ, start_response)
+        return self._error_response(environ, method, started, exc)(environ, start_response)
 
     def error_answer(
         self, environ: dict[str, Any], method: str, started: float, exc: Exception
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         """What the app's error handlers answer for exc (counted), as status, headers, body."""
+        response = self._error_response(environ, method, started, exc)
+        return response.status, list(response.headers.items()), response.get_data()
+
+    def _error_response(self, environ, method: str, started: float, exc: Exception) -> Any:
         app = self.app
         with app.request_context(environ):
             response = app.make_response(app.handle_user_exception(exc))
         self._count(method, response.status_code, started)
-        return response.status, list(response.headers.items()), response.get_data()
+        return response
 
 
 def _hooks(app: Flask) -> tuple:

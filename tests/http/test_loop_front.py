@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import re
 import socket
 import threading
@@ -69,21 +70,21 @@ class LoopBackend(LedgerBackend):
         self._later(future, lambda: self.get(key, "linearizable"))
 
 
-@pytest.fixture
-def front(ledger):
+@contextlib.contextmanager
+def running_front(ledger, token: str | None = None):
+    """A LoopFront on a uvloop thread over a Waitress server that does not accept."""
     backend = LoopBackend(ledger, node_id=1, client_port=8080)
-    app = create_app(backend, max_value_bytes=1024, api_token=None)
+    app = create_app(backend, max_value_bytes=1024, api_token=token)
     server = make_server(app, "127.0.0.1", 0, threads=4, accept=False)
     http = ServerThread(server)
     loop = uvloop.new_event_loop()
     backend.loop = loop
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    front = LoopFront(server, app.wsgi_app, backend, idle_timeout_s=30)
+    front = LoopFront(server, app.wsgi_app, backend)
     asyncio.run_coroutine_threadsafe(_call(front.start), loop).result(5)
     front.port = server.effective_port
     front.backend_for_test = backend
-    front.app = app
     try:
         yield front
     finally:
@@ -92,6 +93,12 @@ def front(ledger):
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+@pytest.fixture
+def front(ledger):
+    with running_front(ledger) as running:
+        yield running
 
 
 async def _call(fn):
@@ -186,18 +193,8 @@ def test_a_connection_moves_to_waitress_mid_stream_and_keeps_order(front):
 
 
 def test_a_body_in_pieces_and_a_token(ledger):
-    backend = LoopBackend(ledger, node_id=1, client_port=8080)
-    app = create_app(backend, max_value_bytes=1024, api_token="s3cret")
-    server = make_server(app, "127.0.0.1", 0, threads=2, accept=False)
-    http = ServerThread(server)
-    loop = uvloop.new_event_loop()
-    backend.loop = loop
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    front = LoopFront(server, app.wsgi_app, backend)
-    asyncio.run_coroutine_threadsafe(_call(front.start), loop).result(5)
-    try:
-        port = server.effective_port
+    with running_front(ledger, token="s3cret") as front:
+        backend, port = front.backend_for_test, front.port
         denied = _exchange(port, _put("t", b"v"))[0]
         assert denied.startswith(b"HTTP/1.1 401") and front.handed_over == 1
         request = _put("t", b"value", "Authorization: Bearer s3cret\r\n")
@@ -208,12 +205,6 @@ def test_a_body_in_pieces_and_a_token(ledger):
             answer = _exchange(port, b"", sock=sock)[0]
         assert answer.startswith(b"HTTP/1.1 200 OK") and backend.started == 1
         assert _exchange(port, _get("t"))[0].endswith(b"\r\n\r\nvalue")
-    finally:
-        asyncio.run_coroutine_threadsafe(_call(front.close), loop).result(5)
-        http.stop()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
 
 
 def test_errors_read_as_the_apps_and_are_counted(front):
