@@ -203,41 +203,7 @@ class _Api:
         check_bearer(request, self.token)
         query_args(request, ())
         doc = read_json_object(request, self.max_json_bytes)
-        check_fields(doc, "body", ("ops",), ())
-        ops = doc["ops"]
-        if not isinstance(ops, list) or not ops:
-            raise bad_request("body: ops must be a non-empty array")
-        if len(ops) > BATCH_OPS_MAX:
-            raise bad_request(f"body: {len(ops)} ops, over the limit of {BATCH_OPS_MAX} per batch")
-        parsed: list[tuple[bytes, bytes | None]] = []
-        value_limit = self.max_value_bytes
-        for i, op in enumerate(ops):
-            # The common shape, {"key": str, "value": str} within the limits, is taken in a few
-            # checks; anything else (and every error message) goes through the full checks below.
-            if type(op) is dict and len(op) == 2 and "value" in op and "key" in op:
-                key_text, value_text = op["key"], op["value"]
-                if type(key_text) is str and type(value_text) is str:
-                    try:
-                        key, value = key_text.encode("utf-8"), value_text.encode("utf-8")
-                    except UnicodeEncodeError:
-                        key = value = b""
-                    if 0 < len(key) <= KEY_BYTES_MAX and 0 < len(value) <= value_limit:
-                        parsed.append((key, value))
-                        continue
-            where = f"ops[{i}]"
-            if not isinstance(op, dict):
-                raise bad_request(f"{where} must be an object")
-            if "delete" in op:
-                check_fields(op, where, ("key", "delete"), ())
-                if op["delete"] is not True:
-                    raise bad_request(f"{where}: delete must be true")
-                parsed.append((key_from_text(op["key"], f"{where}.key"), None))
-                continue
-            check_fields(op, where, ("key",), ("value", "value_b64"))
-            if "value" not in op and "value_b64" not in op:
-                raise bad_request(f"{where}: missing field 'value' (or 'delete': true)")
-            key = key_from_text(op["key"], f"{where}.key")
-            parsed.append((key, value_from_json(op, where, self.max_value_bytes)))
+        parsed = parse_batch(doc, self.max_value_bytes)
         result = self.backend.batch(parsed)
         return jsonify(seq=result.seq, index=result.index, count=len(parsed))
 
@@ -419,3 +385,44 @@ def create_app(
     # Last, once every hook is in place: plain PUT and GET /kv/<key> skip Flask's per-request cost.
     app.wsgi_app = FastKv(app, app.wsgi_app, backend, metrics, max_value_bytes, api.token)
     return app
+
+
+def parse_batch(doc: dict[str, Any], max_value_bytes: int) -> list[tuple[bytes, bytes | None]]:
+    """The ops of a POST /batch body (a JSON object), checked: (key, value), value None for a
+    delete. Raises the 400 the route answers (the node's loop front asks it too)."""
+    check_fields(doc, "body", ("ops",), ())
+    ops = doc["ops"]
+    if not isinstance(ops, list) or not ops:
+        raise bad_request("body: ops must be a non-empty array")
+    if len(ops) > BATCH_OPS_MAX:
+        raise bad_request(f"body: {len(ops)} ops, over the limit of {BATCH_OPS_MAX} per batch")
+    parsed: list[tuple[bytes, bytes | None]] = []
+    value_limit = max_value_bytes
+    for i, op in enumerate(ops):
+        # The common shape, {"key": str, "value": str} within the limits, is taken in a few
+        # checks; anything else (and every error message) goes through the full checks below.
+        if type(op) is dict and len(op) == 2 and "value" in op and "key" in op:
+            key_text, value_text = op["key"], op["value"]
+            if type(key_text) is str and type(value_text) is str:
+                try:
+                    key, value = key_text.encode("utf-8"), value_text.encode("utf-8")
+                except UnicodeEncodeError:
+                    key = value = b""
+                if 0 < len(key) <= KEY_BYTES_MAX and 0 < len(value) <= value_limit:
+                    parsed.append((key, value))
+                    continue
+        where = f"ops[{i}]"
+        if not isinstance(op, dict):
+            raise bad_request(f"{where} must be an object")
+        if "delete" in op:
+            check_fields(op, where, ("key", "delete"), ())
+            if op["delete"] is not True:
+                raise bad_request(f"{where}: delete must be true")
+            parsed.append((key_from_text(op["key"], f"{where}.key"), None))
+            continue
+        check_fields(op, where, ("key",), ("value", "value_b64"))
+        if "value" not in op and "value_b64" not in op:
+            raise bad_request(f"{where}: missing field 'value' (or 'delete': true)")
+        key = key_from_text(op["key"], f"{where}.key")
+        parsed.append((key, value_from_json(op, where, max_value_bytes)))
+    return parsed

@@ -27,10 +27,11 @@ from typing import Any
 from flask import Flask
 
 from .backend import Backend
-from .limits import KEY_BYTES_MAX
+from .limits import JSON_BODY_OVERHEAD_BYTES, KEY_BYTES_MAX
 from .metrics import HttpMetrics
 
 KV_RULE = "/kv/<path:key>"  # the Flask route these requests would match (the metrics label)
+BATCH_RULE = "/batch"
 _KV_PREFIX = "/kv/"
 _OK = "200 OK"
 _NOT_FOUND = "404 NOT FOUND"
@@ -59,6 +60,7 @@ class FastKv:
         self._backend = backend
         self._metrics = metrics
         self._max_value_bytes = max_value_bytes
+        self._max_json_bytes = max_value_bytes + JSON_BODY_OVERHEAD_BYTES  # the /batch route's
         self._token = token
         self._latency = {m: metrics.latency.labels(KV_RULE, m) for m in ("GET", "PUT")}
         self._counters: dict[tuple[str, int], Any] = {}
@@ -98,6 +100,10 @@ class FastKv:
         return [body]
 
     @property
+    def max_value_bytes(self) -> int:
+        return self._max_value_bytes
+
+    @property
     def in_flight(self) -> Any:
         """The app's gauge of requests being served."""
         return self._metrics.in_flight
@@ -133,6 +139,24 @@ class FastKv:
             return None
         return int(declared)
 
+    def batch_length(self, environ: dict[str, Any]) -> int | None:
+        """The body length of a plain POST /batch the node's loop front may parse itself, or None
+        for Flask (the front hands it over too when its body does not parse and check cleanly)."""
+        if (
+            environ.get("REQUEST_METHOD") != "POST"
+            or environ.get("PATH_INFO") != BATCH_RULE
+            or environ.get("QUERY_STRING")
+            or self._indented_json()
+            or _hooks(self.app) != self._hooks
+            or environ.get("HTTP_TRANSFER_ENCODING")
+            or (self._token is not None and not self._authorized(environ))
+        ):
+            return None
+        declared = environ.get("CONTENT_LENGTH", "")
+        if not declared.isascii() or not declared.isdigit() or int(declared) > self._max_json_bytes:
+            return None
+        return int(declared)
+
     # ---- the two requests --------------------------------------------------------------------
 
     def _put(self, key: bytes, value: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -144,6 +168,11 @@ class FastKv:
 
     def _get(self, key: bytes, path: str) -> tuple[str, list[tuple[str, str]], bytes]:
         return self.get_answer(key, self._backend.get(key, "linearizable"))
+
+    def batch_answer(self, result: Any, count: int) -> tuple[str, list[tuple[str, str]], bytes]:
+        """What the /batch route's jsonify answers for a batch of `count` ops."""
+        body = self._json({"seq": result.seq, "index": result.index, "count": count})
+        return _OK, [("Content-Type", _JSON)], body
 
     def get_answer(self, key: bytes, entry: Any) -> tuple[str, list[tuple[str, str]], bytes]:
         if entry is None:
@@ -178,9 +207,13 @@ class FastKv:
         # What jsonify writes in compact mode: app.json's settings, no spaces, a final newline.
         return (self.app.json.dumps(doc, separators=(",", ":")) + "\n").encode("utf-8")
 
-    def count(self, method: str, status: str | int, started: float) -> None:
+    def count(self, method: str, status: str | int, started: float, rule: str = KV_RULE) -> None:
         """Count an answered request in the app's metrics (the loop front's answers too)."""
-        self._count(method, status, started)
+        if rule == KV_RULE:
+            self._count(method, status, started)
+            return
+        self._metrics.latency.labels(rule, method).observe(time.perf_counter() - started)
+        self._metrics.requests.labels(rule, method, str(status)[:3]).inc()
 
     def _count(self, method: str, status: str | int, started: float) -> None:
         code = int(str(status)[:3])
@@ -195,17 +228,24 @@ class FastKv:
         return self._error_response(environ, method, started, exc)(environ, start_response)
 
     def error_answer(
-        self, environ: dict[str, Any], method: str, started: float, exc: Exception
+        self,
+        environ: dict[str, Any],
+        method: str,
+        started: float,
+        exc: Exception,
+        rule: str = KV_RULE,
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         """What the app's error handlers answer for exc (counted), as status, headers, body."""
-        response = self._error_response(environ, method, started, exc)
+        response = self._error_response(environ, method, started, exc, rule)
         return response.status, list(response.headers.items()), response.get_data()
 
-    def _error_response(self, environ, method: str, started: float, exc: Exception) -> Any:
+    def _error_response(
+        self, environ, method: str, started: float, exc: Exception, rule: str = KV_RULE
+    ) -> Any:
         app = self.app
         with app.request_context(environ):
             response = app.make_response(app.handle_user_exception(exc))
-        self._count(method, response.status_code, started)
+        self.count(method, response.status_code, started, rule)
         return response
 
 

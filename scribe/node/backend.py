@@ -167,6 +167,21 @@ class RaftBackend(VerifiableBackend, Backend):
         future.add_done_callback(done)
         self.runtime.propose_here(data, future)
 
+    def start_batch(
+        self, ops: Sequence[tuple[bytes, bytes | None]], done: Callable[[Any], None]
+    ) -> None:
+        """batch() from the loop thread (see start_put): one entry, all ops or none."""
+        if not ops:
+            raise InvalidArgumentError("a batch needs at least one operation")
+        encoded = [
+            (OP_DELETE, bytes(k), b"") if v is None else (OP_PUT, bytes(k), bytes(v))
+            for k, v in ops
+        ]
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        data = self._entry_data(encoded)
+        future.add_done_callback(done)
+        self.runtime.propose_here(data, future)
+
     def start_get(self, key: bytes, done: Callable[[Any], None]) -> None:
         """A linearizable get from the loop thread; done(future) gets an Entry or None."""
         future: concurrent.futures.Future = concurrent.futures.Future()

@@ -1,5 +1,6 @@
-"""The node's HTTP front on its Raft loop: the plain `PUT /kv/<key>` and `GET /kv/<key>` are
-answered on the loop thread; every other request is served by Waitress and the Flask app.
+"""The node's HTTP front on its Raft loop: the plain `PUT /kv/<key>`, `GET /kv/<key>` and
+`POST /batch` are answered on the loop thread; every other request is served by Waitress and the
+Flask app.
 
 Under Waitress a put wakes the server thread, then a worker thread, which hands the request to
 the Raft loop and sleeps until the loop hands the answer back: four thread handoffs and as many
@@ -11,8 +12,9 @@ Flask, the loop proposes the write or asks for the read index directly and write
 the callback that settles it, byte for byte what the Waitress path writes (same status line,
 headers in Waitress's order, body, metrics). The first request that is anything else (another
 route or method, a query string, HTTP/1.0, a Connection, Expect or Transfer-Encoding header, a
-missing token, a body over the limit, a malformed head) hands the connection, with every byte read
-so far, to Waitress, which serves it from then on as if it had accepted it.
+missing token, a body over the limit, a malformed head, a /batch body the route would refuse)
+hands the connection, with every byte read so far, to Waitress, which serves it from then on as if
+it had accepted it; so every refusal is the Flask app's own.
 
 One request is in flight per connection (pipelined ones wait in its buffer); a connection idle
 for CHANNEL_TIMEOUT_S is closed; past FRONT_CONNECTIONS_MAX connections new ones go to Waitress.
@@ -21,6 +23,7 @@ for CHANNEL_TIMEOUT_S is closed; past FRONT_CONNECTIONS_MAX connections new ones
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -30,7 +33,8 @@ from typing import Any
 from waitress.server import BaseWSGIServer
 from waitress.utilities import build_http_date
 
-from scribe.http.fastkv import FastKv
+from scribe.http.app import parse_batch
+from scribe.http.fastkv import BATCH_RULE, KV_RULE, FastKv
 from scribe.http.limits import CHANNEL_CLEANUP_INTERVAL_S, CHANNEL_TIMEOUT_S
 from scribe.node.limits import (
     FRONT_ACCEPTS_PER_WAKE_MAX,
@@ -43,6 +47,7 @@ log = logging.getLogger("scribe.node")
 
 _HEAD_END = b"\r\n\r\n"
 _PREFIX = b"/kv/"
+_BATCH = BATCH_RULE.encode()
 # Headers that change how a request or its connection is handled: Waitress takes those requests.
 _HANDED_OVER_HEADERS = frozenset({"connection", "expect", "transfer-encoding", "upgrade"})
 
@@ -211,8 +216,13 @@ class LoopFront:
         method, environ, key, length = request
         body_at = end + len(_HEAD_END)
         if len(buf) < body_at + length:
-            return  # the rest of the body is on its way (length is at most max_value_bytes)
+            return  # the rest of the body is on its way (length is within the route's limit)
         value = bytes(buf[body_at : body_at + length])
+        if method == "POST":
+            value = self._batch_ops(value)
+            if value is None:  # Flask answers it, with the error it finds, from these bytes
+                self._hand_over(conn)
+                return
         del buf[: body_at + length]
         conn.busy = True
         self._loop.remove_reader(conn.fd)  # the next request waits in the kernel meanwhile
@@ -222,10 +232,14 @@ class LoopFront:
         """(method, environ, key, body length) of a request this front answers, else None."""
         lines = head.split(b"\r\n")
         parts = lines[0].split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1" or not parts[1].startswith(_PREFIX):
+        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
             return None
         method, target = parts[0], parts[1]
-        if method not in (b"GET", b"PUT") or b"?" in target or b"#" in target:
+        if (method, target) != (b"POST", _BATCH) and (
+            method not in (b"GET", b"PUT") or not target.startswith(_PREFIX)
+        ):
+            return None
+        if b"?" in target or b"#" in target:
             return None
         headers: dict[str, str] = {}
         for line in lines[1:]:
@@ -249,6 +263,9 @@ class LoopFront:
             environ["CONTENT_LENGTH"] = headers["content-length"]
         if "authorization" in headers:
             environ["HTTP_AUTHORIZATION"] = headers["authorization"]
+        if method == b"POST":
+            length = self.fastkv.batch_length(environ)
+            return None if length is None else ("POST", environ, b"", length)
         key = self.fastkv.takes(environ)
         if key is None:
             return None
@@ -261,10 +278,19 @@ class LoopFront:
             return None
         return "PUT", environ, key, length
 
-    def _start(
-        self, conn: _Conn, method: str, environ: dict[str, Any], key: bytes, value: bytes
-    ) -> None:
+    def _batch_ops(self, body: bytes) -> list[tuple[bytes, bytes | None]] | None:
+        """The checked ops of a /batch body, or None when the route would refuse it."""
+        try:
+            doc = json.loads(body)
+            if not isinstance(doc, dict):
+                return None
+            return parse_batch(doc, self.fastkv.max_value_bytes)
+        except Exception:  # any refusal: the route's own error, from Flask
+            return None
+
+    def _start(self, conn: _Conn, method: str, environ: dict[str, Any], key: bytes, value: Any):
         fastkv = self.fastkv
+        rule = BATCH_RULE if method == "POST" else KV_RULE
         started = time.perf_counter()
         wall_s = time.time()
         fastkv.in_flight.inc()
@@ -274,13 +300,15 @@ class LoopFront:
                 try:
                     exc = future.exception()
                     if exc is not None:
-                        answer = self._error(environ, method, started, exc)
+                        answer = self._error(environ, method, started, exc, rule)
                     elif method == "PUT":
                         answer = fastkv.put_answer(key, future.result())
+                    elif method == "POST":
+                        answer = fastkv.batch_answer(future.result(), len(value))
                     else:
                         answer = fastkv.get_answer(key, future.result())
                     if exc is None:
-                        fastkv.count(method, answer[0], started)
+                        fastkv.count(method, answer[0], started, rule)
                 finally:
                     fastkv.in_flight.dec()
                 self._answer(conn, answer, wall_s)
@@ -291,17 +319,19 @@ class LoopFront:
         try:
             if method == "PUT":
                 self.backend.start_put(key, value, done)
+            elif method == "POST":
+                self.backend.start_batch(value, done)
             else:
                 self.backend.start_get(key, done)
         except Exception as exc:  # bad input found before proposing: the app's error answer
             try:
-                answer = self._error(environ, method, started, exc)
+                answer = self._error(environ, method, started, exc, rule)
             finally:
                 fastkv.in_flight.dec()
             self._answer(conn, answer, wall_s)
 
     def _error(
-        self, environ: dict[str, Any], method: str, started: float, exc: BaseException
+        self, environ: dict[str, Any], method: str, started: float, exc: BaseException, rule: str
     ) -> tuple[str, list[tuple[str, str]], bytes]:
         full = dict(environ)
         full.update(
@@ -312,7 +342,7 @@ class LoopFront:
                 "SCRIPT_NAME": "",
             }
         )
-        return self.fastkv.error_answer(full, method, started, exc)
+        return self.fastkv.error_answer(full, method, started, exc, rule)
 
     # ---- answers -----------------------------------------------------------------------------
 

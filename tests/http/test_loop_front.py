@@ -63,6 +63,12 @@ class LoopBackend(LedgerBackend):
         future.add_done_callback(done)
         self._later(future, lambda: self.put(key, value))
 
+    def start_batch(self, ops, done) -> None:
+        self.started += 1
+        future = concurrent.futures.Future()
+        future.add_done_callback(done)
+        self._later(future, lambda: self.batch(ops))
+
     def start_get(self, key, done) -> None:
         self.started += 1
         future = concurrent.futures.Future()
@@ -239,3 +245,37 @@ def test_a_client_that_leaves_mid_request_costs_nothing(front):
     while front.connections and time.monotonic() < deadline:
         time.sleep(0.01)
     assert front.connections == 0
+
+
+def _batch(body: bytes, extra: str = "") -> bytes:
+    return (
+        f"POST /batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
+
+
+def test_batches_on_the_loop_and_refusals_from_the_app(front):
+    backend = front.backend_for_test
+    body = b'{"ops": [{"key": "b1", "value": "x"}, {"key": "b2", "delete": true}]}'
+    on_loop = _exchange(front.port, _batch(body))[0]
+    assert backend.started == 1 and front.handed_over == 0
+    by_waitress = _exchange(front.port, _batch(body, "Connection: keep-alive\r\n"))[0]
+    assert front.handed_over == 1 and backend.started == 1
+    assert on_loop.startswith(b"HTTP/1.1 200 OK\r\n") and b'"count":2}' in on_loop
+    positions = re.compile(rb'"seq":\d+,"index":\d+')
+    assert positions.sub(b"", _DATE.sub(b"", on_loop)) == positions.sub(
+        b"", _DATE.sub(b"", by_waitress)
+    )
+    refused = [
+        b"not json",
+        b"[1, 2]",
+        b'{"ops": []}',
+        b'{"ops": [{"key": "", "value": "x"}]}',
+        b'{"ops": [{"key": "k"}], "extra": 1}',
+    ]
+    for bad in refused:
+        answer = _exchange(front.port, _batch(bad))[0]
+        assert answer.startswith(b"HTTP/1.1 400 BAD REQUEST\r\n"), (bad, answer)
+    assert backend.started == 1 and front.handed_over == 1 + len(refused)
+    metrics = _exchange(front.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")[0].decode()
+    assert 'scribe_http_requests_total{method="POST",route="/batch",status="200"} 2.0' in metrics
