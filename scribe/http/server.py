@@ -85,11 +85,15 @@ class ServerThread:
             server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         except OSError as exc:
             # The wake-up pipe is gone (its descriptor was closed under the server): the loop
-            # cannot be woken. Close the sockets from here; its next select() ends the loop.
+            # cannot be woken. Empty its map, so it ends after its current select() (within
+            # asyncore_loop_timeout), then close the sockets once it no longer selects on them.
             log.warning(
                 "HTTP server on port %s: wake-up pipe unusable (%s); closing", self.port, exc
             )
-            wasyncore.close_all(server._map, ignore_all=True)
+            orphans = dict(server._map)
+            server._map.clear()
+            self._thread.join(_STOP_TIMEOUT_S)
+            wasyncore.close_all(orphans, ignore_all=True)
         self._thread.join(_STOP_TIMEOUT_S)
         server.task_dispatcher.shutdown()
         if self._thread.is_alive():
