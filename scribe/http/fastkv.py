@@ -113,31 +113,18 @@ class FastKv:
     def takes(self, environ: dict[str, Any]) -> bytes | None:
         """The key when this path answers the request itself, None when Flask must (from the
         request line and headers; a PUT's length and token are put_length's)."""
-        method = environ.get("REQUEST_METHOD")
         path = environ.get("PATH_INFO", "")
         if (
-            method not in ("GET", "PUT")
+            environ.get("REQUEST_METHOD") not in ("GET", "PUT")
             or not path.startswith(_KV_PREFIX)
-            or environ.get("QUERY_STRING")
-            or self._indented_json()
-            or _hooks(self.app) != self._hooks
+            or not self._plain(environ)
         ):
             return None
         return _key(path)
 
     def put_length(self, environ: dict[str, Any]) -> int | None:
         """The body length of a PUT this path may take, or None to hand it to Flask."""
-        if self._token is not None and not self._authorized(environ):
-            return None
-        declared = environ.get("CONTENT_LENGTH", "")
-        if (
-            environ.get("HTTP_TRANSFER_ENCODING")
-            or not declared.isascii()
-            or not declared.isdigit()
-            or int(declared) > self._max_value_bytes
-        ):
-            return None
-        return int(declared)
+        return self._body_length(environ, self._max_value_bytes)
 
     def batch_length(self, environ: dict[str, Any]) -> int | None:
         """The body length of a plain POST /batch the node's loop front may parse itself, or None
@@ -145,15 +132,31 @@ class FastKv:
         if (
             environ.get("REQUEST_METHOD") != "POST"
             or environ.get("PATH_INFO") != BATCH_RULE
-            or environ.get("QUERY_STRING")
-            or self._indented_json()
-            or _hooks(self.app) != self._hooks
-            or environ.get("HTTP_TRANSFER_ENCODING")
-            or (self._token is not None and not self._authorized(environ))
+            or not self._plain(environ)
         ):
             return None
+        return self._body_length(environ, self._max_json_bytes)
+
+    def _plain(self, environ: dict[str, Any]) -> bool:
+        """No query string, and the app answers as when this path was installed."""
+        return (
+            not environ.get("QUERY_STRING")
+            and not self._indented_json()
+            and _hooks(self.app) == self._hooks
+        )
+
+    def _body_length(self, environ: dict[str, Any], limit_bytes: int) -> int | None:
+        """A plain decimal Content-Length within the limit, no Transfer-Encoding, and the token
+        when one is set: the length, else None."""
+        if self._token is not None and not self._authorized(environ):
+            return None
         declared = environ.get("CONTENT_LENGTH", "")
-        if not declared.isascii() or not declared.isdigit() or int(declared) > self._max_json_bytes:
+        if (
+            environ.get("HTTP_TRANSFER_ENCODING")
+            or not declared.isascii()
+            or not declared.isdigit()
+            or int(declared) > limit_bytes
+        ):
             return None
         return int(declared)
 

@@ -119,13 +119,7 @@ class RaftBackend(VerifiableBackend, Backend):
         return self._write([(OP_DELETE, bytes(key), b"")])
 
     def batch(self, ops: Sequence[tuple[bytes, bytes | None]]) -> WriteResult:
-        encoded = [
-            (OP_DELETE, bytes(k), b"") if v is None else (OP_PUT, bytes(k), bytes(v))
-            for k, v in ops
-        ]
-        if not encoded:
-            raise InvalidArgumentError("a batch needs at least one operation")
-        return self._write(encoded)
+        return self._write(_batch_ops(ops))
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -162,23 +156,17 @@ class RaftBackend(VerifiableBackend, Backend):
     def start_put(self, key: bytes, value: bytes, done: Callable[[Any], None]) -> None:
         """Propose a put from the loop thread; done(future) runs there once it is settled (a
         WriteResult, or the error the waiting path would raise). Bad input raises at once."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        data = self._entry_data([(OP_PUT, bytes(key), bytes(value))])
-        future.add_done_callback(done)
-        self.runtime.propose_here(data, future)
+        self._start_write([(OP_PUT, bytes(key), bytes(value))], done)
 
     def start_batch(
         self, ops: Sequence[tuple[bytes, bytes | None]], done: Callable[[Any], None]
     ) -> None:
         """batch() from the loop thread (see start_put): one entry, all ops or none."""
-        if not ops:
-            raise InvalidArgumentError("a batch needs at least one operation")
-        encoded = [
-            (OP_DELETE, bytes(k), b"") if v is None else (OP_PUT, bytes(k), bytes(v))
-            for k, v in ops
-        ]
+        self._start_write(_batch_ops(ops), done)
+
+    def _start_write(self, ops: list[tuple[int, bytes, bytes]], done: Callable[[Any], None]):
+        data = self._entry_data(ops)
         future: concurrent.futures.Future = concurrent.futures.Future()
-        data = self._entry_data(encoded)
         future.add_done_callback(done)
         self.runtime.propose_here(data, future)
 
@@ -286,3 +274,13 @@ class RaftBackend(VerifiableBackend, Backend):
 
     def metrics_registry(self) -> CollectorRegistry:
         return self.runtime.metrics.registry
+
+
+def _batch_ops(ops: Sequence[tuple[bytes, bytes | None]]) -> list[tuple[int, bytes, bytes]]:
+    """A batch's (key, value or None) as records to encode; refuses an empty batch."""
+    encoded = [
+        (OP_DELETE, bytes(k), b"") if v is None else (OP_PUT, bytes(k), bytes(v)) for k, v in ops
+    ]
+    if not encoded:
+        raise InvalidArgumentError("a batch needs at least one operation")
+    return encoded

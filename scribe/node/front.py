@@ -23,6 +23,7 @@ for CHANNEL_TIMEOUT_S is closed; past FRONT_CONNECTIONS_MAX connections new ones
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import socket
@@ -323,12 +324,10 @@ class LoopFront:
                 self.backend.start_batch(value, done)
             else:
                 self.backend.start_get(key, done)
-        except Exception as exc:  # bad input found before proposing: the app's error answer
-            try:
-                answer = self._error(environ, method, started, exc, rule)
-            finally:
-                fastkv.in_flight.dec()
-            self._answer(conn, answer, wall_s)
+        except Exception as exc:  # bad input found before proposing: answered as any failure
+            refused: concurrent.futures.Future = concurrent.futures.Future()
+            refused.set_exception(exc)
+            done(refused)
 
     def _error(
         self, environ: dict[str, Any], method: str, started: float, exc: BaseException, rule: str
