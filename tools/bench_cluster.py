@@ -15,7 +15,9 @@ Workloads: put (PUT /kv/<key>), get (GET /kv/<key> of preloaded keys, linearizab
 each), batch (POST /batch of --batch-ops puts; ops/s counts operations, latency is per request).
 With --etcd (one URL or a comma-separated list) the same workload also runs against etcd's v3 JSON
 gateway (POST /v3/kv/put, /v3/kv/range, and /v3/kv/txn for a batch; base64 keys and values), one
-after the other; --leader-only then sends etcd's load to its leader too.
+after the other; --leader-only then sends etcd's load to its leader too, --followers-only to its
+followers. The "to" column says which role the clients' nodes have: spread load with one client
+goes to node 1 only, which may lead in one system and follow in the other.
 
 With --pids (and --etcd-pids) it also reports, per process, the CPU used and the context
 switches made during the timed run, per operation; a Scribe node's CPU is split into its Raft
@@ -142,7 +144,8 @@ def _key(key_size: int, i: int) -> bytes:
     return key.ljust(key_size, b"k") if len(key) <= key_size else key[-key_size:]
 
 
-def find_leader(urls: list[str]) -> str:
+def scribe_leader(urls: list[str]) -> str | None:
+    """The URL of the Scribe node that leads, or None when no node knows one."""
     for url in urls:
         conn = _connect(url)
         try:
@@ -153,12 +156,12 @@ def find_leader(urls: list[str]) -> str:
         finally:
             conn.close()
         if doc.get("url"):
-            return doc["url"]
-    raise SystemExit("bench_cluster: no node knows a leader")
+            return str(doc["url"]).rstrip("/")
+    return None
 
 
-def find_etcd_leader(urls: list[str]) -> str:
-    """The URL of the etcd member that is leader (maintenance/status names it by member id)."""
+def etcd_leader(urls: list[str]) -> str | None:
+    """The URL of the etcd member that leads (maintenance/status names it by member id), or None."""
     for url in urls:
         conn = _connect(url)
         try:
@@ -170,7 +173,30 @@ def find_etcd_leader(urls: list[str]) -> str:
             conn.close()
         if doc.get("leader") and doc.get("leader") == doc.get("header", {}).get("member_id"):
             return url
-    raise SystemExit("bench_cluster: no etcd member says it is the leader")
+    return None
+
+
+def choose_targets(
+    system: str, urls: list[str], leader: str | None, args: argparse.Namespace
+) -> tuple[list[str], str]:
+    """The URLs the clients talk to (client n to the n-th, round robin) and what they are:
+    "leader", "followers", or for spread load the roles of the nodes that get clients (with one
+    client, spread load is node 1 only, which may be a follower in one system and the leader in
+    the other: --leader-only and --followers-only compare like with like)."""
+    if (args.leader_only or args.followers_only) and leader is None:
+        raise SystemExit(f"bench_cluster: no {system} node knows a leader")
+    if args.leader_only:
+        return [leader], "leader"
+    if args.followers_only:
+        followers = [u for u in urls if u != leader]
+        if not followers:
+            raise SystemExit(f"bench_cluster: {system} has no follower among {', '.join(urls)}")
+        return followers, "followers"
+    used = urls[: min(args.clients, len(urls))]
+    roles = ["?" if leader is None else "L" if u == leader else "F" for u in used]
+    if len(used) == 1:
+        return urls, {"L": "leader", "F": "follower"}.get(roles[0], "node 1")
+    return urls, f"all ({''.join(roles)})"
 
 
 def preload(target: Target, url: str, args: argparse.Namespace, value: bytes) -> None:
@@ -427,13 +453,16 @@ def summarize(name: str, args, latencies: list[float], errors: int, wall_s: floa
 def print_table(rows: list[dict]) -> None:
     print(
         f"{'system':<8} {'workload':<8} {'clients':>7} {'ops':>8} {'errors':>6} "
-        f"{'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}"
+        f"{'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}  to"
     )
     for r in rows:
         print(
             f"{r['system']:<8} {r['workload']:<8} {r['clients']:>7} {r['ops']:>8} {r['errors']:>6} "
             f"{r['ops_per_s']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['p999_ms']:>9.2f}"
+            f"  {r.get('to', '')}"
         )
+    if any(str(r.get("to", "")).startswith("all") for r in rows):
+        print("(to: the role of each node that gets clients, in order: L leader, F follower)")
 
 
 def print_cpu(rows: list[dict]) -> None:
@@ -475,7 +504,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--preload-keys", type=int, default=PRELOAD_KEYS_DEFAULT, help="keys written before get"
     )
     p.add_argument("--nodes", default=DEFAULT_NODES, help="comma-separated node URLs")
-    p.add_argument("--leader-only", action="store_true", help="send everything to the leader")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--leader-only", action="store_true", help="send everything to the leader")
+    where.add_argument(
+        "--followers-only",
+        action="store_true",
+        help="send everything to the followers (client n to the n-th follower), in both systems",
+    )
     p.add_argument(
         "--api-token",
         default=os.environ.get("SCRIBE_API_TOKEN"),
@@ -519,16 +554,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     urls = [u.strip().rstrip("/") for u in args.nodes.split(",") if u.strip()]
-    if args.leader_only:
-        urls = [find_leader(urls)]
+    urls, to = choose_targets("scribe", urls, scribe_leader(urls), args)
     meter = CpuMeter(args.pids) if args.pids else None
     rows = [run(ScribeTarget(args.api_token), urls, args, meter)]
+    rows[-1]["to"] = to
     if args.etcd:
         etcd_urls = [u.strip().rstrip("/") for u in args.etcd.split(",") if u.strip()]
-        if args.leader_only:
-            etcd_urls = [find_etcd_leader(etcd_urls)]
+        etcd_urls, to = choose_targets("etcd", etcd_urls, etcd_leader(etcd_urls), args)
         etcd_meter = CpuMeter(args.etcd_pids) if args.etcd_pids else None
         rows.append(run(EtcdTarget(), etcd_urls, args, etcd_meter))
+        rows[-1]["to"] = to
     if args.json:
         for r in rows:
             print(json.dumps(r))

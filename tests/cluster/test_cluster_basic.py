@@ -272,3 +272,26 @@ def test_bench_cluster_reports_cpu_per_node(shared_cluster):
     assert table.returncode == 0, table.stdout + table.stderr
     assert "scribe CPU during the run" in table.stdout
     assert all(str(pid) in table.stdout for pid in pids)
+
+
+def test_bench_cluster_says_which_role_its_clients_talk_to(shared_cluster):
+    """--leader-only and --followers-only pick nodes by role; spread load names the roles of the
+    nodes that get clients (one client: node 1 only, leader or follower)."""
+    urls = [f"http://127.0.0.1:{shared_cluster.port(i)}" for i in shared_cluster.ids]
+    base = [PYTHON, str(ROOT / "tools" / "bench_cluster.py"), "--nodes", ",".join(urls)]
+    base += ["--duration", "0.5", "--workload", "put", "--quiet", "--json"]
+    leader_url = f"http://127.0.0.1:{shared_cluster.port(shared_cluster.leader())}"
+    node1 = "leader" if leader_url == urls[0] else "follower"
+    for extra, to in [
+        (["--clients", "2", "--leader-only"], "leader"),
+        (["--clients", "2", "--followers-only"], "followers"),
+        (["--clients", "1"], node1),
+    ]:
+        result = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        (row,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert row["to"] == to and row["ops"] > 0
+    both = subprocess.run(
+        [*base, "--leader-only", "--followers-only"], capture_output=True, text=True, timeout=60
+    )
+    assert both.returncode == 2 and "not allowed with" in both.stderr
