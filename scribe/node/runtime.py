@@ -6,7 +6,9 @@ HTTP threads. Output, per Ready, in this order: write hard state and entries, se
 that earlier Readies made durable and answer the writes waiting on them, ONE fsync on the loop
 thread (proposals that arrive meanwhile go into the next Ready: group commit), apply the committed
 entries this Ready made durable, serve reads whose read index is applied, advance. A Ready with
-nothing new to replicate applies before it sends (its messages are commit notices and heartbeats).
+nothing new to replicate (commit notices, heartbeats) applies before it sends when this node's
+clients wait for some of its entries, and sends first otherwise (forwarded writes wait for the
+commit notice at the follower that forwarded them).
 
 The runtime owns the core and the log: both are touched only from the loop thread. HTTP threads
 call submit_write / submit_read, which hop onto the loop with call_soon_threadsafe and return a
@@ -339,11 +341,16 @@ class NodeRuntime:
             self._send(rd.messages)
             if durable:
                 self._apply(durable)
+        elif durable and self._by_index and any(e.index in self._by_index for e in durable):
+            # Nothing to replicate (commit notices, heartbeats) and writes of this node's clients
+            # to answer: answer them first.
+            self._apply(durable)
+            self._send(rd.messages)
         else:
-            # Nothing to replicate (commit notices, heartbeats): answer the writes first.
+            # Otherwise the commit notices first: writes forwarded by a follower wait for them.
+            self._send(rd.messages)
             if durable:
                 self._apply(durable)
-            self._send(rd.messages)
         for proposal in rd.proposals:
             self._place(proposal.request_id, proposal.term, proposal.index)
         for read_state in rd.read_states:

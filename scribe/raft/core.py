@@ -291,7 +291,11 @@ class RaftCore:
         if self._outstanding is not None:
             raise RaftInvariantError("ready() called again before advance() of the previous Ready")
         if self._flush_appends and self.role == Role.LEADER:
+            # Appends go out before what was queued earlier (answers to forwarded proposals,
+            # read index answers): a follower's fsync is what a write waits for.
+            queued, self._msgs = self._msgs, []
             self._flush()
+            self._msgs.extend(queued)
         self._flush_appends = False
         rd = Ready()
         soft = SoftState(self.lead, self.role)
