@@ -26,6 +26,7 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -154,7 +155,9 @@ class NodeRuntime:
         self._new_reads: list[tuple[Callable[[], Any], concurrent.futures.Future]] = []
         self._read_groups: dict[bytes, _ReadGroup] = {}
         self._ready_reads: list[_ReadGroup] = []  # read index known, waiting for apply
-        self._read_ctx_counter = 0
+        # Read contexts start at a random point: an answer to a request this node sent before a
+        # restart (delayed in the network) never matches a read of its new life.
+        self._read_ctx_counter = int.from_bytes(os.urandom(_READ_CTX_BYTES), "big") >> 1
         self._read_round_at = 0.0  # when the newest ReadIndex round was asked for
         self.read_round_overlap_s = READ_ROUND_OVERLAP_MS / 1000.0
         self._tasks: list[asyncio.Task] = []
@@ -504,7 +507,7 @@ class NodeRuntime:
         self._read_round_at = now
         group = _ReadGroup(self._new_reads)
         self._new_reads = []
-        self._read_ctx_counter += 1
+        self._read_ctx_counter = (self._read_ctx_counter + 1) % (1 << (8 * _READ_CTX_BYTES))
         ctx = self._read_ctx_counter.to_bytes(_READ_CTX_BYTES, "big")
         group.deadline = now + self.read_timeout_s
         try:

@@ -16,7 +16,8 @@ Field use by type: APP (log_term, index) = previous entry, commit, entries, forc
 or rejected index, hint_index/hint_term = conflict hint; VOTE/PRE_VOTE (log_term, index) = last
 entry, force = leadership transfer; HEARTBEAT commit, read_seq; HEARTBEAT_RESP read_seq (reject: the log ends at index, below the commit);
 PROP ctx = request id, entries with term = index = 0; PROP_RESP ctx, log_term = term assigned,
-index = first index, hint_index = entry count; READ_INDEX(_RESP) ctx, index = read index;
+index = first index, hint_index = entry count; READ_INDEX(_RESP) ctx, index = read index
+(READ_INDEX term = the asker's term, 0 from an older node: the leader then asks a quorum);
 TRANSFER_LEADER index = target node id. Decoding never trusts a length: any truncated, garbled,
 trailing or unknown-version input raises WireError.
 """

@@ -5,6 +5,7 @@ import pytest
 from scribe.errors import NoLeaderError
 from scribe.raft import (
     EntryType,
+    Message,
     MessageType,
     ProposalDroppedError,
     RaftConfig,
@@ -149,6 +150,49 @@ def test_read_index_on_leader_and_follower() -> None:
     cluster.stabilize()
     assert [(r.index, r.ctx) for r in cluster.read_states[1]] == [(p.index, b"on-leader")]
     assert [(r.index, r.ctx) for r in cluster.read_states[3]] == [(p.index, b"on-follower")]
+
+
+def test_a_follower_read_costs_one_round_trip_in_a_three_node_group() -> None:
+    """The follower's ReadIndex request, sent in the leader's term, is its ack: with the leader
+    that is a quorum, so no heartbeat round; a follower that lags the commit is told it first."""
+    cluster = elected(3, leader=1)
+    cluster.stabilize()
+    cluster.sent.clear()
+    p = cluster.node(1).propose(b"x")
+    for _ in range(2):  # the entry reaches both followers, their acks reach the leader
+        for node_id in cluster.ids:
+            while cluster.process_ready(node_id):
+                pass
+        cluster.deliver()
+    assert cluster.node(1).commit_index == p.index > cluster.node(3).commit_index
+    cluster.node(3).read_index(b"r")  # before the leader told anyone the new commit index
+    cluster.stabilize()
+    assert [(r.index, r.ctx) for r in cluster.read_states[3]] == [(p.index, b"r")]
+    assert cluster.node(3).commit_index >= p.index
+    assert not cluster.messages_of(MessageType.HEARTBEAT)
+    (request,) = cluster.messages_of(MessageType.READ_INDEX)
+    assert request.term == cluster.node(1).term
+    to_3 = [m.type for m in cluster.sent if m.frm == 1 and m.to == 3]
+    assert to_3.index(MessageType.APP, 1) < to_3.index(MessageType.READ_INDEX_RESP)
+
+
+def test_a_read_request_from_another_term_waits_for_a_heartbeat_round() -> None:
+    """A request without the leader's term (an older node sends 0) proves nothing about when its
+    sender followed this leader: the leader asks a quorum, as for its own reads; so does a
+    group where the two of them are not a quorum."""
+    cluster = elected(3, leader=1)
+    p = cluster.propose(1, b"x")
+    cluster.stabilize()
+    cluster.sent.clear()
+    cluster.node(1).step(Message(MessageType.READ_INDEX, 1, 3, 0, ctx=b"old"))
+    cluster.stabilize()
+    assert cluster.messages_of(MessageType.HEARTBEAT)
+    assert [(r.index, r.ctx) for r in cluster.read_states[3]] == [(p.index, b"old")]
+    five = elected(5, leader=1)
+    five.sent.clear()
+    five.node(4).read_index(b"r5")
+    five.stabilize()
+    assert five.messages_of(MessageType.HEARTBEAT) and five.read_states[4]
 
 
 def test_new_leader_delays_reads_until_its_noop_commits() -> None:
