@@ -50,20 +50,6 @@ def fdatasync(fd: int) -> None:
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
-def preallocate(fd: int, offset: int, length: int) -> bool:
-    """Reserve [offset, offset + length) of the file (it reads as zeros): writes inside it no
-    longer change the file's size, so their fdatasync skips the journal commit of an append.
-    False when the file system or platform cannot (the caller then simply appends)."""
-    fallocate = getattr(os, "posix_fallocate", None)
-    if fallocate is None:
-        return False
-    try:
-        fallocate(fd, offset, length)
-    except OSError:
-        return False
-    return True
-
-
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:

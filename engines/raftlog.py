@@ -47,7 +47,6 @@ from scribe.limits import (
     CACHE_BYTES_DEFAULT,
     FRAME_PAYLOAD_BYTES_MAX,
     KEY_BYTES_MAX,
-    LOG_PREALLOCATE_BYTES,
     SEGMENT_BYTES_DEFAULT,
     SEGMENT_BYTES_MIN,
 )
@@ -182,9 +181,6 @@ class LedgerLog(Engine):
         self._tail_bytes = 0
         self._wbuf = bytearray()
         self._written = 0
-        # The active segment's file is reserved up to here (zeros past _written); see _spill.
-        self._alloc_end = 0
-        self._preallocate = True  # until the file system refuses
         self._active_fd = -1
         self._dirty_fds: set[int] = set()
         self._retired_fds: list[int] = []
@@ -230,7 +226,7 @@ class LedgerLog(Engine):
             self._new_segment(1)
         else:
             self._active_fd = fileio.open_append(self._segs[-1].path)
-            self._written = self._alloc_end = os.lseek(self._active_fd, 0, os.SEEK_END)
+            self._written = os.lseek(self._active_fd, 0, os.SEEK_END)
         self._load_state()
         self._load_hashes_and_replay()
 
@@ -280,14 +276,7 @@ class LedgerLog(Engine):
                 data, off, index, FRAME_HEAD_BYTES + 8, ENTRY_HEAD_BYTES
             ):
                 raise CorruptionError(bad, path, off)
-            if data.count(0, off) == n - off:  # space reserved ahead of writes (a crash kept it)
-                log.info(
-                    "%s: %d bytes of reserved space after offset %d released", path, n - off, off
-                )
-            else:
-                log.warning(
-                    "%s: torn tail of %d bytes after offset %d truncated", path, n - off, off
-                )
+            log.warning("%s: torn tail of %d bytes after offset %d truncated", path, n - off, off)
             fileio.truncate(path, off)
             break
         return index
@@ -428,7 +417,7 @@ class LedgerLog(Engine):
             self._active_fd = -1  # retired: never closed twice if the next open fails
             fileio.remove(seg.path)
             self._active_fd = fileio.open_append(self._segs[-1].path)
-            self._written = self._alloc_end = os.lseek(self._active_fd, 0, os.SEEK_END)
+            self._written = os.lseek(self._active_fd, 0, os.SEEK_END)
             self._wbuf = bytearray()
             self._dir_dirty = True
         if off >= self._written:
@@ -437,7 +426,7 @@ class LedgerLog(Engine):
             self._wbuf = bytearray()
             os.ftruncate(self._active_fd, off)
             os.lseek(self._active_fd, off, os.SEEK_SET)  # the fd writes at its offset, not at EOF
-            self._written = self._alloc_end = off
+            self._written = off
             self._dirty_fds.add(self._active_fd)
         del self._terms[first - 1 :]
         del self._entry_pos[first - 1 :]
@@ -446,9 +435,6 @@ class LedgerLog(Engine):
 
     def _roll(self, first_index: int) -> None:
         self._spill()
-        # A full segment ends at its last entry (open treats bytes after it as damage), and that
-        # is durable before the next segment exists.
-        self._release_reserved()
         fileio.fsync(self._active_fd)
         self._dirty_fds.discard(self._active_fd)
         self._retired_fds.append(self._active_fd)
@@ -461,20 +447,12 @@ class LedgerLog(Engine):
         fileio.write_all(fd, _seg_header())
         self._segs.append(SegmentFile(first_index, path, fileio.open_read(path)))
         self._active_fd = fd
-        self._written = self._alloc_end = SEG_HEADER_BYTES
+        self._written = SEG_HEADER_BYTES
         self._dirty_fds.add(fd)
         self._dir_dirty = True
 
     def _spill(self) -> None:
         if self._wbuf:
-            end = self._written + len(self._wbuf)
-            if end > self._alloc_end and self._preallocate:
-                target = max(end, min(self._written + LOG_PREALLOCATE_BYTES, self._segment_bytes))
-                if fileio.preallocate(self._active_fd, self._written, target - self._written):
-                    self._alloc_end = target
-                else:
-                    self._preallocate = False
-                    log.info("%s: the file system cannot reserve space; appending", self._dir)
             fileio.write_all(self._active_fd, self._wbuf)
             self._written += len(self._wbuf)
             self._wbuf = bytearray()
@@ -707,17 +685,7 @@ class LedgerLog(Engine):
 
     # ---- closing ---------------------------------------------------------------------------
 
-    def _release_reserved(self) -> None:
-        """Cut the active segment's file back to its last entry (the caller makes it durable)."""
-        if self._alloc_end > self._written:
-            os.ftruncate(self._active_fd, self._written)
-            self._alloc_end = self._written
-
     def _before_close(self) -> None:
-        # A clean stop leaves no reserved space behind: the next open finds the log ends exactly.
-        if self._active_fd >= 0 and self._alloc_end > self._written:
-            self._release_reserved()
-            fileio.fsync(self._active_fd)
         # A clean stop writes every leaf hash, so the next open recomputes none.
         if self._leaf_store is not None and self._leaf_store.write_tail():
             fileio.fsync(self._leaf_store.fd)

@@ -439,16 +439,7 @@ def _check_rlog(report: FsckReport, names: list[str]) -> dict[int, tuple[str, in
                 following = _valid_frame_after(
                     data, off, rl.ENTRY_HEAD_BYTES, range(index, index + 4), FRAME_HEAD_BYTES + 8
                 )
-                if is_last and following is None and data.count(0, off) == len(data) - off:
-                    report.notes.append(
-                        Finding(
-                            f"{len(data) - off} bytes of space reserved after the last entry "
-                            "(a node that did not stop cleanly; released at open)",
-                            path,
-                            off,
-                        )
-                    )
-                elif is_last and following is None:
+                if is_last and following is None:
                     report.notes.append(
                         Finding(f"{payload}: a torn tail of {len(data) - off} bytes", path, off)
                     )

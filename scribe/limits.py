@@ -4,9 +4,6 @@ KEY_BYTES_MAX = 4096
 VALUE_BYTES_MAX_DEFAULT = 16 * 1024 * 1024
 SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024
 SEGMENT_BYTES_MIN = 4096
-# The Raft log reserves its active segment's space this far ahead of the last write: a write
-# inside reserved space does not grow the file, so its fdatasync has no size change to journal.
-LOG_PREALLOCATE_BYTES = 4 * 1024 * 1024
 CACHE_BYTES_DEFAULT = 256 * 1024 * 1024
 FLUSH_EVERY_MS_DEFAULT = 500
 # A single frame may hold a key and a value at their limits plus headers; anything larger is corruption.

@@ -292,108 +292,29 @@ def test_a_write_drops_the_value_a_read_cached(tmp_path):
         log.close()
 
 
-def _data_end(seg_path):
-    """Where a segment's last intact frame ends."""
-    from engines.format import FRAME_HEAD, FRAME_HEAD_BYTES
-    from engines.raftlog import SEG_HEADER_BYTES
-
-    data = open(seg_path, "rb").read()
-    off = SEG_HEADER_BYTES
-    while off + FRAME_HEAD_BYTES <= len(data):
-        plen, _ = FRAME_HEAD.unpack_from(data, off)
-        if plen == 0:
-            break
-        off += FRAME_HEAD_BYTES + plen
-    return off
-
-
-def _rlogs(path):
-    return sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".rlog"))
-
-
-def test_space_reserved_ahead_of_writes_is_released_after_a_crash_and_at_close(tmp_path, caplog):
-    """The active segment is reserved ahead of the writes (so a sync's fdatasync has no size
-    change to journal); a node that crashes leaves zeros after its last entry, which the next
-    open releases quietly (not a torn tail) and fsck reports as a note, never as damage."""
-    import logging
-    import shutil
-
-    from scribe.fsck import fsck
-
-    path, crashed = str(tmp_path / "node"), str(tmp_path / "crashed")
-    log = LedgerLog(path, segment_bytes=1 << 20)
-    try:
-        log.append([normal(1, i, [(OP_PUT, b"k%d" % i, b"v" * 50)]) for i in range(1, 21)])
-        log.sync()
-        (seg,) = _rlogs(path)
-        assert os.path.getsize(seg) == 1 << 20 > _data_end(seg)  # reserved to the segment's end
-        shutil.copytree(path, crashed)  # what a crash leaves on disk: synced, never closed
-    finally:
-        log.close()
-    assert os.path.getsize(seg) == _data_end(seg)  # a clean stop releases the space
-
-    report = fsck(crashed)
-    assert report.clean, report.damage
-    assert any("reserved" in n.message for n in report.notes)
-    with caplog.at_level(logging.INFO, logger="scribe.raftlog"):
-        log = LedgerLog(crashed, segment_bytes=1 << 20)
-    try:
-        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert any("reserved space" in r.getMessage() for r in caplog.records)
-        (cseg,) = _rlogs(crashed)
-        assert os.path.getsize(cseg) == _data_end(cseg)
-        assert log.last_index() == 20 and log.entries(20, 21, 1 << 20)[0].index == 20
-        log.append([normal(1, 21, [(OP_PUT, b"k21", b"w")])])
-        log.sync()
-    finally:
-        log.close()
-    log = LedgerLog(crashed, segment_bytes=1 << 20)
-    try:
-        assert log.last_index() == 21
-    finally:
-        log.close()
-
-
-def test_full_segments_end_at_their_last_entry(tmp_path):
-    """A segment that fills up is cut back to its last entry before the next one is created:
-    open takes bytes after the last entry of any segment but the last as damage."""
-    import shutil
-
-    path, crashed = str(tmp_path / "node"), str(tmp_path / "crashed")
-    log = LedgerLog(path, segment_bytes=4096)
-    try:
-        log.append([normal(1, i, [(OP_PUT, b"k%d" % i, b"v" * 100)]) for i in range(1, 121)])
-        log.sync()
-        segs = _rlogs(path)
-        assert len(segs) > 2
-        assert all(os.path.getsize(s) == _data_end(s) for s in segs[:-1])
-        shutil.copytree(path, crashed)
-    finally:
-        log.close()
-    log = LedgerLog(crashed, segment_bytes=4096)
-    try:
-        assert log.last_index() == 120
-    finally:
-        log.close()
-
-
-def test_a_file_system_that_cannot_reserve_space(tmp_path, monkeypatch):
+def test_a_failed_sync_fails_the_log(tmp_path, monkeypatch):
+    """The log's entries are made durable with fdatasync (their size change included); when it
+    fails, nothing after it is accepted: the page cache can no longer be trusted."""
     from engines import fileio
 
-    monkeypatch.setattr(fileio, "preallocate", lambda fd, offset, length: False)
-    path = str(tmp_path / "node")
-    log = LedgerLog(path, segment_bytes=1 << 20)
+    log = LedgerLog(str(tmp_path / "node"), segment_bytes=4096)
+    synced = []
+    real = fileio.fdatasync
+    monkeypatch.setattr(fileio, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
     try:
-        log.append([normal(1, i, [(OP_PUT, b"k%d" % i, b"v")]) for i in range(1, 11)])
+        log.append([normal(1, 1, [(OP_PUT, b"a", b"1")])])
         log.sync()
-        log.append([normal(1, 11, [(OP_PUT, b"k11", b"v")])])
-        log.sync()
-        (seg,) = _rlogs(path)
-        assert os.path.getsize(seg) == _data_end(seg)
+        assert synced
+
+        def broken(fd):
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(fileio, "fdatasync", broken)
+        log.append([normal(1, 2, [(OP_PUT, b"b", b"2")])])
+        with pytest.raises(ScribeError):
+            log.sync()
+        with pytest.raises(ScribeError):
+            log.append([normal(1, 3, [(OP_PUT, b"c", b"3")])])
     finally:
-        log.close()
-    log = LedgerLog(path, segment_bytes=1 << 20)
-    try:
-        assert log.last_index() == 11
-    finally:
+        monkeypatch.undo()
         log.close()
