@@ -41,13 +41,13 @@ def fsync(fd: int) -> None:
     os.fsync(fd)
 
 
+_FDATASYNC = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync: a full fsync there
+
+
 def fdatasync(fd: int) -> None:
     """fsync without the metadata a later read does not need (mtime); a size change is still
-    flushed. Where the platform has no fdatasync, a full fsync."""
-    _fdatasync(fd)
-
-
-_fdatasync = getattr(os, "fdatasync", os.fsync)
+    flushed."""
+    _FDATASYNC(fd)
 
 
 def fsync_dir(path: str) -> None:
