@@ -113,6 +113,17 @@ class RaftCore:
         # append with entries, or on an empty append (a commit notice) built by ready().
         self._commit_notice = False
         self._commit_told: dict[int, int] = {}  # peer -> commit index last sent to it in an append
+        # Two voters are a quorum (3-node groups): a follower that knows an entry of this term is
+        # durable on the leader and on itself knows it is committed (see _commit_durable_pair).
+        # Leader: peer -> last index it forwarded this term and has not yet heard committed;
+        # a leader fsync that leaves such an entry uncommitted is told to that peer at once.
+        self._forwarded_upto: dict[int, int] = {}
+        self._durable_notice = False
+        # Leader: the highest durable index told to a follower this term. A follower may commit
+        # (and acknowledge a write) up to it before this leader hears, so no read index is lower.
+        self._durable_told = 0
+        # Follower: the leader's durable last index in this term, as it last said (APP hint_index).
+        self._leader_durable = 0
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_timeout_ticks
@@ -338,8 +349,14 @@ class RaftCore:
             last = rd.entries[-1]
             log.stable_to(last.index, last.term)
             if self.role == Role.LEADER:
-                if self.prs[self.id].maybe_update(log.unstable_offset - 1) and self._maybe_commit():
-                    self._notify_commit()
+                if self.prs[self.id].maybe_update(log.unstable_offset - 1):
+                    if self._maybe_commit():
+                        self._notify_commit()
+                    if self._forwarded_upto and self.quorum == 2:
+                        self._durable_notice = True
+                        self._flush_appends = True
+            elif self._leader_durable:
+                self._commit_durable_pair()
         if rd.committed_entries:
             log.applied_to(rd.committed_entries[-1].index)
         if rd._held:
@@ -377,6 +394,10 @@ class RaftCore:
         self._flush_appends = False
         self._commit_notice = False
         self._commit_told = {}
+        self._forwarded_upto = {}
+        self._durable_notice = False
+        self._durable_told = 0
+        self._leader_durable = 0
 
     def _become_follower(self, term: int, lead: int) -> None:
         self._reset(term)
@@ -551,6 +572,23 @@ class RaftCore:
         elif mtype == _TIMEOUT_NOW:
             self._campaign(pre_vote=False, transfer=True)
 
+    def _commit_durable_pair(self) -> None:
+        """Commit what this follower and its leader both hold durably, when the two are a quorum.
+
+        An entry of the current term stored on a quorum is committed (§5.4.2), whoever counts.
+        Holding (i, term) means holding the leader's log up to i (Log Matching), and the leader
+        never drops its own entries, so min(leader's durable index, ours) is on both disks. The
+        leader says its durable index only when its quorum is 2 too, and membership changes one
+        voter at a time, so any quorum of either view meets this pair. A write forwarded from
+        here is answered after one hop back from the leader's fsync, not three (ack, commit,
+        notice)."""
+        if self.quorum != 2 or self.rejoining or self.id not in self.voters:
+            return
+        log = self.log
+        candidate = min(self._leader_durable, log.unstable_offset - 1)
+        if candidate > log.committed and log.term(candidate) == self.term:
+            log.commit_to(candidate)
+
     def _maybe_finish_rejoin(self) -> None:
         if self._rejoin_target < 0 or self.log.committed < self._rejoin_target:
             return
@@ -578,6 +616,9 @@ class RaftCore:
                     )
                 )  # fmt: skip
                 return
+            if m.hint_index > self._leader_durable:
+                self._leader_durable = m.hint_index
+                self._commit_durable_pair()
             if m.force and not m.entries:
                 return  # a commit notice: the leader already knows this log matches
             ack = Message(_APP_RESP, m.frm, self.id, self.term, index=last_new)
@@ -647,10 +688,17 @@ class RaftCore:
         # An empty append to a follower in replicate state only carries the commit index: it is
         # a commit notice (force), which the follower does not acknowledge once accepted.
         notice = not entries and pr.state == ProgressState.REPLICATE
+        durable = 0
+        if to in self._forwarded_upto and self.quorum == 2:
+            # Said only to a peer with forwarded writes waiting: each index said is a floor for
+            # later read indexes (reads wait for it to apply).
+            durable = self.prs[self.id].match
+            if durable > self._durable_told:
+                self._durable_told = durable
         self._send(
             Message(
                 _APP, to, self.id, self.term, log_term=log.term(prev), index=prev,
-                commit=log.committed, entries=entries, force=notice,
+                commit=log.committed, entries=entries, force=notice, hint_index=durable,
             )
         )  # fmt: skip
         self._commit_told[to] = log.committed
@@ -670,13 +718,23 @@ class RaftCore:
         """Send every follower the entries it lacks; one that got none hears a new commit index
         through an empty append."""
         notice, self._commit_notice = self._commit_notice, False
+        durable, self._durable_notice = self._durable_notice, False
         committed = self.log.committed
+        forwarded = self._forwarded_upto
         for peer in self.peers:
             sent = False
             while self._send_append(peer, send_if_empty=False):
                 sent = True
-            if notice and not sent and self._commit_told.get(peer, 0) < committed:
+            waiting = forwarded.get(peer, 0)
+            if waiting and waiting <= committed:
+                del forwarded[peer]  # the commit index it carries answers those writes
+                waiting = 0
+            if sent:
+                continue
+            if notice and self._commit_told.get(peer, 0) < committed:
                 self._send_append(peer)
+            elif durable and waiting:
+                self._send_append(peer)  # our durable index: that peer may commit by itself
 
     def _bcast_heartbeat(self) -> None:
         committed = self.log.committed
@@ -745,13 +803,14 @@ class RaftCore:
             # Our commit index may lag the true one until our no-op commits (§6.4).
             self._reads_before_commit.append((ctx, requester))
             return
+        index = max(log.committed, self._durable_told)
         if vouched and self.quorum == 2 and requester in self.voters and requester != self.id:
             if self._commit_told.get(requester, 0) < log.committed:
                 self._send_append(requester)  # so it learns the commit it must apply to read
-            self._answer_read(ctx, requester, log.committed, rejected=False)
+            self._answer_read(ctx, requester, index, rejected=False)
             return
         self._read_seq += 1
-        self._pending_reads.append((self._read_seq, log.committed, ctx, requester))
+        self._pending_reads.append((self._read_seq, index, ctx, requester))
         self.prs[self.id].read_ack_seq = self._read_seq
         self._bcast_heartbeat()
 
@@ -828,6 +887,8 @@ class RaftCore:
             else:
                 resp.log_term = self.term
                 resp.index = first
+                if m.frm in self.voters:
+                    self._forwarded_upto[m.frm] = first + count - 1
         self._send(resp)
 
 

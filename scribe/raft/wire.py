@@ -12,7 +12,8 @@ Message frame, version 1, all integers big-endian:
     u32 CRC-32C of every byte before it
 
 Field use by type: APP (log_term, index) = previous entry, commit, entries, force = commit notice
-(empty, not acknowledged once accepted); APP_RESP index = acked
+(empty, not acknowledged once accepted), hint_index = the leader's durable last index when two
+voters are a quorum (0: not said; a node that does not know the field ignores it); APP_RESP index = acked
 or rejected index, hint_index/hint_term = conflict hint; VOTE/PRE_VOTE (log_term, index) = last
 entry, force = leadership transfer; HEARTBEAT commit, read_seq; HEARTBEAT_RESP read_seq (reject: the log ends at index, below the commit);
 PROP ctx = request id, entries with term = index = 0; PROP_RESP ctx, log_term = term assigned,

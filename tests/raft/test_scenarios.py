@@ -429,3 +429,52 @@ def test_a_rejoining_member_neither_campaigns_nor_takes_leadership() -> None:
     cluster.stabilize()
     cluster.tick(2 * ELECTION)
     assert cluster.leader() == 3  # caught up: a full member again
+
+
+def _run_readies(cluster: LocalCluster) -> None:
+    for node_id in cluster.up():
+        while cluster.process_ready(node_id):
+            pass
+
+
+def _deliver_except(cluster: LocalCluster, dropped: MessageType) -> None:
+    cluster.inbox = [m for m in cluster.inbox if m.type != dropped]
+    cluster.deliver()
+
+
+def test_a_forwarding_follower_commits_once_the_leader_says_its_fsync_is_done() -> None:
+    """In a 3-node group the leader and the forwarding follower are a quorum: the follower
+    commits its forwarded write when both hold it durably, before the leader hears any ack;
+    a read anywhere afterwards still sees that write (its read index is not lower)."""
+    cluster = elected(3, leader=1)
+    cluster.stabilize()
+    forwarded = cluster.node(2).propose_batch([b"w"])
+    for _ in range(4):  # forward, append + the leader's durable index, follower fsync
+        _run_readies(cluster)
+        _deliver_except(cluster, MessageType.APP_RESP)  # no ack ever reaches the leader
+    [outcome] = cluster.proposals[2]
+    assert outcome.request_id == forwarded.request_id
+    assert cluster.node(1).commit_index < outcome.index <= cluster.node(2).commit_index
+    assert [e.data for e in cluster.applied[2] if e.index == outcome.index] == [b"w"]
+    notices = [m for m in cluster.messages_of(MessageType.APP) if m.to == 2 and m.hint_index]
+    assert notices and max(m.hint_index for m in notices) >= outcome.index
+    assert not [m for m in cluster.messages_of(MessageType.APP) if m.to == 3 and m.hint_index]
+    assert cluster.node(3).commit_index < outcome.index  # node 3 forwarded nothing: it waits
+
+    cluster.node(3).read_index(b"after")
+    cluster.node(1).read_index(b"on-leader")
+    cluster.stabilize()  # acks flow again: the leader commits, the reads are served
+    assert [(r.index, r.ctx) for r in cluster.read_states[3]] == [(outcome.index, b"after")]
+    assert [(r.index, r.ctx) for r in cluster.read_states[1]] == [(outcome.index, b"on-leader")]
+
+
+def test_a_follower_does_not_commit_alone_when_two_are_not_a_quorum() -> None:
+    five = elected(5, leader=1)
+    five.stabilize()
+    five.node(2).propose_batch([b"w"])
+    for _ in range(4):
+        _run_readies(five)
+        _deliver_except(five, MessageType.APP_RESP)
+    [outcome] = five.proposals[2]
+    assert five.node(2).commit_index < outcome.index
+    assert not [m for m in five.messages_of(MessageType.APP) if m.hint_index]
