@@ -8,7 +8,8 @@ thread (proposals that arrive meanwhile go into the next Ready: group commit), a
 entries this Ready made durable, serve reads whose read index is applied, advance. A Ready with
 nothing new to replicate (commit notices, heartbeats) applies before it sends when this node's
 clients wait for some of its entries, and sends first otherwise (forwarded writes wait for the
-commit notice at the follower that forwarded them).
+commit notice at the follower that forwarded them, or, in a 3-node group, for the leader's word
+that its fsync is done: the core then commits them at the follower).
 
 The runtime owns the core and the log: both are touched only from the loop thread. HTTP threads
 call submit_write / submit_read, which hop onto the loop with call_soon_threadsafe and return a
@@ -350,7 +351,8 @@ class NodeRuntime:
             self._apply(durable)
             self._send(rd.messages)
         else:
-            # Otherwise the commit notices first: writes forwarded by a follower wait for them.
+            # Otherwise the commit notices (or durable indexes) first: writes forwarded by a
+            # follower wait for them.
             self._send(rd.messages)
             if durable:
                 self._apply(durable)
