@@ -113,8 +113,9 @@ class RaftCore:
         # append with entries, or on an empty append (a commit notice) built by ready().
         self._commit_notice = False
         self._commit_told: dict[int, int] = {}  # peer -> commit index last sent to it in an append
-        # Two voters are a quorum (3-node groups): a follower that knows an entry of this term is
-        # durable on the leader and on itself knows it is committed (see _commit_durable_pair).
+        # Two voters are a quorum (3-node groups): a follower told that an entry of this term is
+        # durable on the leader, while it is durable on itself, knows it is committed (see
+        # _commit_durable_pair).
         # Leader: peer -> last index it forwarded this term and has not yet heard committed;
         # a leader fsync that leaves such an entry uncommitted is told to that peer at once.
         self._forwarded_upto: dict[int, int] = {}
@@ -122,8 +123,6 @@ class RaftCore:
         # Leader: the highest durable index told to a follower this term. A follower may commit
         # (and acknowledge a write) up to it before this leader hears, so no read index is lower.
         self._durable_told = 0
-        # Follower: the leader's durable last index in this term, as it last said (APP hint_index).
-        self._leader_durable = 0
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = config.election_timeout_ticks
@@ -355,8 +354,6 @@ class RaftCore:
                     if self._forwarded_upto and self.quorum == 2:
                         self._durable_notice = True
                         self._flush_appends = True
-            elif self._leader_durable:
-                self._commit_durable_pair()
         if rd.committed_entries:
             log.applied_to(rd.committed_entries[-1].index)
         if rd._held:
@@ -397,7 +394,6 @@ class RaftCore:
         self._forwarded_upto = {}
         self._durable_notice = False
         self._durable_told = 0
-        self._leader_durable = 0
 
     def _become_follower(self, term: int, lead: int) -> None:
         self._reset(term)
@@ -572,7 +568,7 @@ class RaftCore:
         elif mtype == _TIMEOUT_NOW:
             self._campaign(pre_vote=False, transfer=True)
 
-    def _commit_durable_pair(self) -> None:
+    def _commit_durable_pair(self, leader_durable: int) -> None:
         """Commit what this follower and its leader both hold durably, when the two are a quorum.
 
         An entry of the current term stored on a quorum is committed (§5.4.2), whoever counts.
@@ -580,12 +576,16 @@ class RaftCore:
         never drops its own entries, so min(leader's durable index, ours) is on both disks. The
         leader says its durable index only when its quorum is 2 too, and membership changes one
         voter at a time, so any quorum of either view meets this pair. A write forwarded from
-        here is answered after one hop back from the leader's fsync, not three (ack, commit,
-        notice)."""
+        here is answered one hop after the leader's fsync, not three (ack, commit, notice).
+
+        The leader's word is used when it arrives, never kept for later (when our own fsync
+        ends): a leader whose data directory is lost meanwhile would leave a write acknowledged
+        here on one disk only. A word that comes before our fsync ends leaves the commit to the
+        leader, as without it."""
         if self.quorum != 2 or self.rejoining or self.id not in self.voters:
             return
         log = self.log
-        candidate = min(self._leader_durable, log.unstable_offset - 1)
+        candidate = min(leader_durable, log.unstable_offset - 1)
         if candidate > log.committed and log.term(candidate) == self.term:
             log.commit_to(candidate)
 
@@ -616,9 +616,8 @@ class RaftCore:
                     )
                 )  # fmt: skip
                 return
-            if m.hint_index > self._leader_durable:
-                self._leader_durable = m.hint_index
-                self._commit_durable_pair()
+            if m.hint_index > log.committed:
+                self._commit_durable_pair(m.hint_index)
             if m.force and not m.entries:
                 return  # a commit notice: the leader already knows this log matches
             ack = Message(_APP_RESP, m.frm, self.id, self.term, index=last_new)

@@ -442,16 +442,26 @@ def _deliver_except(cluster: LocalCluster, dropped: MessageType) -> None:
     cluster.deliver()
 
 
-def test_a_forwarding_follower_commits_once_the_leader_says_its_fsync_is_done() -> None:
-    """In a 3-node group the leader and the forwarding follower are a quorum: the follower
-    commits its forwarded write when both hold it durably, before the leader hears any ack;
-    a read anywhere afterwards still sees that write (its read index is not lower)."""
+def _ready_all(cluster: LocalCluster, node_id: int) -> None:
+    while cluster.process_ready(node_id):
+        pass
+
+
+def test_a_forwarding_follower_commits_when_the_leader_says_its_fsync_is_done() -> None:
+    """In a 3-node group the leader and the forwarding follower are a quorum: a follower whose
+    copy is durable when the leader's word arrives commits its forwarded write at once, before
+    the leader hears any ack; a read anywhere afterwards still sees that write."""
     cluster = elected(3, leader=1)
     cluster.stabilize()
     forwarded = cluster.node(2).propose_batch([b"w"])
-    for _ in range(4):  # forward, append + the leader's durable index, follower fsync
-        _run_readies(cluster)
-        _deliver_except(cluster, MessageType.APP_RESP)  # no ack ever reaches the leader
+    _ready_all(cluster, 2)
+    cluster.deliver()  # the forward reaches the leader
+    assert cluster.process_ready(1)  # append, send, fsync (the durable index waits for advance)
+    cluster.deliver()  # the appends and the placement
+    _ready_all(cluster, 2)  # the follower's fsync
+    _ready_all(cluster, 1)  # the leader's durable index goes out
+    _deliver_except(cluster, MessageType.APP_RESP)  # no ack ever reaches the leader
+    _ready_all(cluster, 2)
     [outcome] = cluster.proposals[2]
     assert outcome.request_id == forwarded.request_id
     assert cluster.node(1).commit_index < outcome.index <= cluster.node(2).commit_index
@@ -466,6 +476,25 @@ def test_a_forwarding_follower_commits_once_the_leader_says_its_fsync_is_done() 
     cluster.stabilize()  # acks flow again: the leader commits, the reads are served
     assert [(r.index, r.ctx) for r in cluster.read_states[3]] == [(outcome.index, b"after")]
     assert [(r.index, r.ctx) for r in cluster.read_states[1]] == [(outcome.index, b"on-leader")]
+
+
+def test_the_leaders_word_is_not_kept_for_a_later_fsync() -> None:
+    """A durable index that arrives before the follower's own copy is durable is not used when
+    that fsync ends (the leader's disk could be gone by then): the leader commits, as before."""
+    cluster = elected(3, leader=1)
+    cluster.stabilize()
+    cluster.node(2).propose_batch([b"w"])
+    _ready_all(cluster, 2)
+    cluster.deliver()
+    _ready_all(cluster, 1)  # appends, fsync, then the durable index: all queued
+    _deliver_except(cluster, MessageType.APP_RESP)  # the word arrives before the follower syncs
+    _ready_all(cluster, 2)
+    _deliver_except(cluster, MessageType.APP_RESP)
+    _ready_all(cluster, 2)
+    [outcome] = cluster.proposals[2]
+    assert cluster.node(2).commit_index < outcome.index
+    cluster.stabilize()  # acks reach the leader: it commits and tells the follower
+    assert cluster.node(2).commit_index >= outcome.index
 
 
 def test_a_follower_does_not_commit_alone_when_two_are_not_a_quorum() -> None:
