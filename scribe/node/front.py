@@ -41,6 +41,7 @@ from scribe.node.limits import (
     FRONT_ACCEPTS_PER_WAKE_MAX,
     FRONT_CONNECTIONS_MAX,
     FRONT_HEAD_BYTES_MAX,
+    FRONT_PIPELINED_BYTES_MAX,
     FRONT_RECV_BYTES,
 )
 
@@ -54,7 +55,7 @@ _HANDED_OVER_HEADERS = frozenset({"connection", "expect", "transfer-encoding", "
 
 
 class _Conn:
-    __slots__ = ("sock", "fd", "addr", "buf", "out", "busy", "last_s")
+    __slots__ = ("sock", "fd", "addr", "buf", "out", "busy", "reading", "writing", "last_s")
 
     def __init__(self, sock: socket.socket, addr: Any) -> None:
         self.sock: socket.socket | None = sock
@@ -63,6 +64,10 @@ class _Conn:
         self.buf = bytearray()
         self.out = b""  # answer bytes the socket has not taken yet
         self.busy = False  # a request is in flight or its answer is being written
+        # Registered with the loop for reads / writes: each change is a system call, so the
+        # reader stays registered while a request is in flight (see _on_readable).
+        self.reading = False
+        self.writing = False
         self.last_s = time.monotonic()
 
 
@@ -142,7 +147,7 @@ class LoopFront:
                 self._hand_over(conn)  # Waitress applies its own connection limit
                 continue
             self._conns[conn.fd] = conn
-            self._loop.add_reader(conn.fd, self._on_readable, conn)
+            self._start_reading(conn)
 
     def _on_readable(self, conn: _Conn) -> None:
         try:
@@ -153,11 +158,30 @@ class LoopFront:
             self._drop(conn)
             return
         if not data:
-            self._drop(conn)
+            if conn.busy:  # a client that half-closed after its request still gets the answer
+                self._stop_reading(conn)
+            else:
+                self._drop(conn)
             return
         conn.buf += data
         conn.last_s = time.monotonic()
+        if conn.busy:
+            # A pipelined request: it waits in the buffer, and past FRONT_PIPELINED_BYTES_MAX
+            # in the kernel (the client is not read from until the answer is written).
+            if len(conn.buf) >= FRONT_PIPELINED_BYTES_MAX:
+                self._stop_reading(conn)
+            return
         self._serve_next(conn)
+
+    def _start_reading(self, conn: _Conn) -> None:
+        if not conn.reading:
+            conn.reading = True
+            self._loop.add_reader(conn.fd, self._on_readable, conn)
+
+    def _stop_reading(self, conn: _Conn) -> None:
+        if conn.reading:
+            conn.reading = False
+            self._loop.remove_reader(conn.fd)
 
     def _sweep(self) -> None:
         now = time.monotonic()
@@ -226,7 +250,6 @@ class LoopFront:
                 return
         del buf[: body_at + length]
         conn.busy = True
-        self._loop.remove_reader(conn.fd)  # the next request waits in the kernel meanwhile
         self._start(conn, method, environ, key, value)
 
     def _parse_head(self, head: bytes) -> tuple[str, dict[str, Any], bytes, int] | None:
@@ -365,13 +388,17 @@ class LoopFront:
             return
         conn.out = conn.out[sent:]
         if conn.out:
-            self._loop.remove_reader(conn.fd)
-            self._loop.add_writer(conn.fd, self._flush, conn)
+            self._stop_reading(conn)  # a client that does not read its answers is not read from
+            if not conn.writing:
+                conn.writing = True
+                self._loop.add_writer(conn.fd, self._flush, conn)
             return
-        self._loop.remove_writer(conn.fd)
+        if conn.writing:
+            conn.writing = False
+            self._loop.remove_writer(conn.fd)
         conn.busy = False
         conn.last_s = time.monotonic()
-        self._loop.add_reader(conn.fd, self._on_readable, conn)
+        self._start_reading(conn)
         if conn.buf:  # a pipelined request: on the next turn (no recursion per request)
             self._loop.call_soon(self._serve_next, conn)
 

@@ -35,4 +35,7 @@ GIL_SWITCH_INTERVAL_BUSY_S = 0.005
 FRONT_CONNECTIONS_MAX = 1000
 FRONT_HEAD_BYTES_MAX = 8192
 FRONT_RECV_BYTES = 64 * 1024
+# Bytes of pipelined requests a connection may buffer while its current request is in flight;
+# past this the loop stops reading it until the answer is written.
+FRONT_PIPELINED_BYTES_MAX = 64 * 1024
 FRONT_ACCEPTS_PER_WAKE_MAX = 64

@@ -117,7 +117,8 @@ def _exchange(port: int, data: bytes, answers: int = 1, sock: socket.socket | No
     if own:
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     try:
-        sock.sendall(data)
+        if data:
+            sock.sendall(data)
         out, buf = [], b""
         while len(out) < answers:
             head_end = buf.find(b"\r\n\r\n")
@@ -251,6 +252,55 @@ def test_a_client_that_leaves_mid_request_costs_nothing(front):
     while front.connections and time.monotonic() < deadline:
         time.sleep(0.01)
     assert front.connections == 0
+
+
+def _wait_started(backend, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while backend.started < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert backend.started == count
+
+
+def test_a_client_that_half_closes_still_gets_its_answer(front):
+    backend = front.backend_for_test
+    backend.hold = threading.Event()
+    with socket.create_connection(("127.0.0.1", front.port), timeout=5) as sock:
+        sock.sendall(_put("half", b"v"))
+        _wait_started(backend, 1)
+        sock.shutdown(socket.SHUT_WR)  # seen by the front while the put is in flight
+        time.sleep(0.05)
+        backend.hold.set()
+        answer = _exchange(front.port, b"", sock=sock)[0]
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+        assert sock.recv(1) == b""  # then the front closes the connection
+    deadline = time.monotonic() + 5
+    while front.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert front.connections == 0
+
+
+def test_requests_sent_while_one_is_in_flight_wait_their_turn(front, monkeypatch):
+    from scribe.node import front as front_module
+
+    monkeypatch.setattr(front_module, "FRONT_PIPELINED_BYTES_MAX", 4096)
+    backend = front.backend_for_test
+    backend.hold = threading.Event()
+    with socket.create_connection(("127.0.0.1", front.port), timeout=5) as sock:
+        sock.sendall(_put("q0", b"first"))
+        _wait_started(backend, 1)
+        # 200 more puts (about 12 KB, over the patched limit) while the first is held: they stay
+        # buffered (in the front, then in the kernel), and none starts before the first answer.
+        rest = b"".join(_put(f"q{i}", b"v%d" % i) for i in range(1, 201))
+        sock.sendall(rest)
+        time.sleep(0.1)
+        assert backend.started == 1
+        (conn,) = front._conns.values()
+        assert len(conn.buf) < 4096 + front_module.FRONT_RECV_BYTES
+        backend.hold.set()
+        answers = _exchange(front.port, b"", answers=201, sock=sock)
+    assert all(a.startswith(b"HTTP/1.1 200 OK") for a in answers)
+    assert backend.started == 201
+    assert _exchange(front.port, _get("q200"))[0].endswith(b"\r\n\r\nv200")
 
 
 def _batch(body: bytes, extra: str = "") -> bytes:
