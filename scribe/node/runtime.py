@@ -1,15 +1,16 @@
 """NodeRuntime: the one asyncio loop that drives a RaftCore (etcd-io/raft style).
 
-Inputs: ticks every tick_ms, frames from the transport, proposals and reads handed over by the
-HTTP threads. Output, per Ready, in this order: write hard state and entries, send the messages
-(the core holds back any message that needs this Ready to be durable), apply the committed entries
-that earlier Readies made durable and answer the writes waiting on them, ONE fsync on the loop
-thread (proposals that arrive meanwhile go into the next Ready: group commit), apply the committed
-entries this Ready made durable, serve reads whose read index is applied, advance. A Ready with
-nothing new to replicate (commit notices, heartbeats) applies before it sends when this node's
-clients wait for some of its entries, and sends first otherwise (forwarded writes wait for the
-commit notice at the follower that forwarded them, or, in a 3-node group, for the leader's word
-that its fsync is done: the core then commits them at the follower).
+Inputs: ticks every tick_ms, frames from the transport, proposals and reads handed over by the HTTP
+threads. Output, per Ready, in this order: write hard state and entries, send the messages (the
+core holds back any message that needs this Ready to be durable), apply the committed entries that
+earlier Readies made durable and answer the writes waiting on them, ONE fsync on the loop thread
+(proposals that arrive meanwhile go into the next Ready: group commit), send the append acks and
+votes that waited for it, apply the committed entries this Ready made durable, serve reads whose
+read index is applied, advance. A Ready with nothing new to replicate (commit notices, heartbeats)
+applies before it sends when this node's clients wait for some of its entries, and sends first
+otherwise (forwarded writes wait for the commit notice at the follower that forwarded them, or, in
+a 3-node group, for the leader's word that its fsync is done: the core then commits them at the
+follower).
 
 The runtime owns the core and the log: both are touched only from the loop thread. HTTP threads
 call submit_write / submit_read, which hop onto the loop with call_soon_threadsafe and return a
@@ -376,6 +377,9 @@ class NodeRuntime:
             started = time.perf_counter()
             state_log.sync()
             metrics.fsync_seconds.observe(time.perf_counter() - started)
+            # Append acks and votes at once: the leader's commit waits for the ack, not for the
+            # rest of this Ready and the next one.
+            self._send(rd.take_after_sync())
         if undurable:
             self._apply(undurable)
         if rejoined:  # and that hard state is durable now

@@ -121,6 +121,9 @@ class Simulation:
         # it replay exactly as before it existed.
         self.disk_rng = random.Random(master.getrandbits(64))
         self.disk_loss_prob = self.disk_rng.choice((0.0, 0.0, 0.3, 0.6))
+        # Half the seeds send append acks and votes the moment the fsync is done, as the node
+        # runtime does (Ready.take_after_sync); the others leave them to the next Ready.
+        self.send_after_sync = random.Random(master.getrandbits(64)).random() < 0.5
         self.disks_lost = 0
         self.ids = list(range(1, options.nodes + 1))
         self.quorum = options.nodes // 2 + 1
@@ -290,6 +293,9 @@ class Simulation:
             return
         node.storage.sync()
         rd, node.outstanding = node.outstanding, None
+        if self.send_after_sync:
+            for m in rd.take_after_sync():
+                self._send(m)
         self._finish(node, rd)
         self._adversary(node)
         self._pump(node)

@@ -176,7 +176,8 @@ class Ready:
 
     `messages` never depend on anything not yet durable: votes and append acks that do are held by
     the core until advance() says the Ready they depend on is durable. So the runtime may send
-    `messages` before or while it fsyncs.
+    `messages` before or while it fsyncs. A runtime may send the held ones as soon as its fsync is
+    done (take_after_sync); those it does not take go out with the next Ready.
     """
 
     __slots__ = (
@@ -203,6 +204,14 @@ class Ready:
         self.proposals: list[Proposal] = []
         self._held: list[Message] = []
         self._vote_changed = False  # hard_state changes term or vote, not only the commit index
+
+    def take_after_sync(self) -> list[Message]:
+        """The messages that vouch for this Ready's durable state (append acks, votes, made before
+        ready()), for a runtime to send once its fsync is done, before the rest of the Ready's
+        work: an append ack is what a write at the leader waits for. advance() queues for the
+        next Ready only what was not taken."""
+        held, self._held = self._held, []
+        return held
 
     @property
     def must_sync(self) -> bool:

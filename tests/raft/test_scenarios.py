@@ -86,6 +86,40 @@ def test_votes_and_append_acks_wait_for_persistence() -> None:
     assert [m.type for m in rd2.messages] == [MessageType.VOTE_RESP]
 
 
+def test_acks_taken_after_the_fsync_are_not_sent_again() -> None:
+    cluster = elected(3)
+    cluster.node(1).propose_batch([b"x"])
+    rd = cluster.node(1).ready()
+    cluster.storages[1].append(rd.entries)
+    cluster.storages[1].sync()
+    cluster.node(1).advance(rd)
+    append = next(m for m in rd.messages if m.to == 2 and m.type == MessageType.APP)
+    follower = cluster.node(2)
+    follower.step(append)
+    rd2 = follower.ready()
+    assert rd2.must_sync and not [m for m in rd2.messages if m.type == MessageType.APP_RESP]
+    cluster.storages[2].append(rd2.entries)
+    cluster.storages[2].sync()
+    # Once durable the runtime sends the ack itself, before advance(): it is not handed out again.
+    acks = rd2.take_after_sync()
+    assert [(m.type, m.to, m.index) for m in acks] == [(MessageType.APP_RESP, 1, append.index + 1)]
+    assert rd2.take_after_sync() == []
+    follower.advance(rd2)
+    assert not follower.has_ready()
+    # Not taken: the next Ready hands it out, as before.
+    cluster.node(1).propose_batch([b"y"])
+    rd = cluster.node(1).ready()
+    append = next(m for m in rd.messages if m.to == 2 and m.type == MessageType.APP)
+    follower.step(append)
+    rd3 = follower.ready()
+    assert rd3.must_sync
+    cluster.storages[2].append(rd3.entries)
+    cluster.storages[2].sync()
+    follower.advance(rd3)
+    acks = [m for m in follower.ready().messages if m.type == MessageType.APP_RESP]
+    assert [m.index for m in acks] == [append.index + 1]
+
+
 def test_stale_leader_cannot_commit_and_its_entry_is_superseded() -> None:
     cluster = elected(3, leader=1)
     cluster.isolate(1)
