@@ -564,6 +564,8 @@ class RaftCore:
                 )  # fmt: skip
                 return
             self.log.commit_to(m.commit)
+            if self.rejoining:
+                self._maybe_finish_rejoin()
             self._send(Message(_HEARTBEAT_RESP, m.frm, self.id, self.term, read_seq=m.read_seq))
         elif mtype == _TIMEOUT_NOW:
             self._campaign(pre_vote=False, transfer=True)
@@ -590,7 +592,14 @@ class RaftCore:
             log.commit_to(candidate)
 
     def _maybe_finish_rejoin(self) -> None:
-        if self._rejoin_target < 0 or self.log.committed < self._rejoin_target:
+        log = self.log
+        if self._rejoin_target < 0 or log.committed < self._rejoin_target:
+            return
+        if log.committed == 0 or log.term(log.committed) != self.term:
+            # A leader's commit index only says what was committed before its term once it has
+            # committed an entry of its own term: until then it may lag what this member helped
+            # commit before losing its log (a new leader's first append can carry commit 0:
+            # simulator seed 805416). Caught up means holding an entry of this term, committed.
             return
         self.rejoining = False
         if self.vote == NONE:

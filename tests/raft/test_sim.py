@@ -36,6 +36,14 @@ def test_nodes_that_lost_their_disk_rejoin_and_the_checks_hold() -> None:
     assert lost >= 5  # the sweep above includes these seeds; here we show disk loss happens
 
 
+def test_a_rejoining_member_waits_for_a_commit_of_the_leaders_term() -> None:
+    # Seed 805416: a member lost its disk while a new leader had not yet committed in its term;
+    # the leader's first append carried commit 0, and the member took itself for caught up with
+    # an empty log (it then crashed on the commit index the leader knew it once held).
+    stats = run_seed(805416, nodes=3)
+    assert stats["disks_lost"] == 1
+
+
 def test_two_node_groups_converge_and_never_lose_a_disk_they_cannot_survive() -> None:
     # Two voters are both needed for a quorum: a member that lost its disk could never be
     # caught up (it does not vote until then), so the simulator does not inject that.
