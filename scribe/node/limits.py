@@ -20,6 +20,10 @@ HTTP_THREADS = 32
 PROPOSALS_PER_READY_MAX = 4096
 # (index -> term, last seq) of recently applied entries, kept for writes placed after they applied.
 APPLIED_RESULTS_KEPT = 65536
+# A leader tells its followers a new commit index with the next proposal's appends; when none
+# comes within this long, with an empty append. Bounds how far a follower's applied state (its
+# stale reads) lags the leader's when writes stop; linearizable reads never wait for it.
+COMMIT_NOTICE_DELAY_MS = 5
 # How often the loop sweeps waiters past their deadline.
 SWEEP_INTERVAL_MS = 200
 # The GIL switch interval of a node process. The Raft loop thread shares the GIL with the HTTP

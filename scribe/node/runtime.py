@@ -3,12 +3,13 @@
 Inputs: ticks every tick_ms, frames from the transport, proposals and reads handed over by the HTTP
 threads. Output, per Ready, in this order: write hard state and entries, send the messages (the
 core holds back any message that needs this Ready to be durable), apply the committed entries that
-earlier Readies made durable and answer the writes waiting on them, ONE fsync on the loop thread
-(proposals that arrive meanwhile go into the next Ready: group commit), send the append acks and
-votes that waited for it, apply the committed entries this Ready made durable, serve reads whose
-read index is applied, advance. A Ready with nothing new to replicate (commit notices, heartbeats)
-applies before it sends when this node's clients wait for some of its entries, and sends first
-otherwise (forwarded writes wait for the commit notice at the follower that forwarded them, or, in
+earlier Readies made durable if this node's clients wait for them (and answer them), ONE fsync on
+the loop thread (proposals that arrive meanwhile go into the next Ready: group commit), send the
+append acks and votes that waited for it, apply the other committed entries, serve reads whose
+read index is applied, advance. A leader tells its followers a new commit index with the next
+proposal's appends, or after COMMIT_NOTICE_DELAY_MS alone (at once for forwarded writes).
+A Ready with nothing new to replicate (commit notices, heartbeats) applies before it sends when
+this node's clients wait for some of its entries, and sends first otherwise (forwarded writes wait for the commit notice at the follower that forwarded them, or, in
 a 3-node group, for the leader's word that its fsync is done: the core then commits them at the
 follower).
 
@@ -37,6 +38,7 @@ from scribe.errors import NoLeaderError, OutcomeUnknownError, ScribeError
 from scribe.http.backend import WriteResult
 from scribe.node.limits import (
     APPLIED_RESULTS_KEPT,
+    COMMIT_NOTICE_DELAY_MS,
     PROPOSALS_PER_READY_MAX,
     READ_ROUND_OVERLAP_MS,
     READ_TIMEOUT_MS,
@@ -163,6 +165,8 @@ class NodeRuntime:
         self._read_round_at = 0.0  # when the newest ReadIndex round was asked for
         self.read_round_overlap_s = READ_ROUND_OVERLAP_MS / 1000.0
         self._tasks: list[asyncio.Task] = []
+        self.commit_notice_delay_s = COMMIT_NOTICE_DELAY_MS / 1000.0
+        self._notice_timer: asyncio.TimerHandle | None = None
 
     # ---- called from any thread --------------------------------------------------------------
 
@@ -232,6 +236,9 @@ class NodeRuntime:
         try:
             await self._done
         finally:
+            if self._notice_timer is not None:
+                self._notice_timer.cancel()
+                self._notice_timer = None
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -318,9 +325,21 @@ class NodeRuntime:
                 # Proposals and reads that arrived during the fsync join the next Ready.
                 self._drain_proposals()
                 self._drain_reads()
+            if self._notice_timer is None and core.commit_notice_pending:
+                self._notice_timer = self.loop.call_later(
+                    self.commit_notice_delay_s, self._on_notice_timer
+                )
             self._publish()
         except Exception as exc:
             self._fail(exc)
+
+    def _on_notice_timer(self) -> None:
+        """No proposal carried the new commit index to the followers in time: send it alone."""
+        self._notice_timer = None
+        if self._stopping:
+            return
+        self.core.send_commit_notice()
+        self._schedule()
 
     def _handle_ready(self, rd: Ready) -> None:
         core, state_log, metrics = self.core, self.log, self.metrics
@@ -331,32 +350,7 @@ class NodeRuntime:
         if rd.hard_state is not None:
             state_log.set_hard_state(rd.hard_state)
             self.term = rd.hard_state.term
-        # Committed entries below this Ready's first new entry were fsynced by an earlier Ready:
-        # they are applied (and their writes answered) before this Ready's fsync. The rest were
-        # appended by this Ready (a follower learning entries and their commit in one message)
-        # and wait for the fsync.
-        durable, undurable = rd.committed_entries, []
-        if rd.entries:
-            state_log.append(rd.entries)
-            first_new = rd.entries[0].index
-            if durable and durable[-1].index >= first_new:
-                cut = next(i for i, e in enumerate(durable) if e.index >= first_new)
-                durable, undurable = durable[:cut], durable[cut:]
-            # New entries: replicate first, so the followers' fsyncs overlap our own work.
-            self._send(rd.messages)
-            if durable:
-                self._apply(durable)
-        elif durable and self._by_index and any(e.index in self._by_index for e in durable):
-            # Nothing to replicate (commit notices, heartbeats) and writes of this node's clients
-            # to answer: answer them first.
-            self._apply(durable)
-            self._send(rd.messages)
-        else:
-            # Otherwise the commit notices (or durable indexes) first: writes forwarded by a
-            # follower wait for them.
-            self._send(rd.messages)
-            if durable:
-                self._apply(durable)
+        # First what tells which entries this node's clients wait for.
         for proposal in rd.proposals:
             self._place(proposal.request_id, proposal.term, proposal.index)
         for read_state in rd.read_states:
@@ -368,6 +362,34 @@ class NodeRuntime:
             group = self._read_groups.pop(ctx, None)
             if group is not None:
                 self._new_reads.extend(group.reads)  # retried with the next batch
+        # Committed entries below this Ready's first new entry were fsynced by an earlier Ready:
+        # applied (and their writes answered) before this Ready's fsync when this node's clients
+        # wait for them, after it otherwise. The rest were appended by this Ready (a follower
+        # learning entries and their commit in one message) and wait for the fsync.
+        durable, undurable = rd.committed_entries, []
+        if rd.entries:
+            state_log.append(rd.entries)
+            first_new = rd.entries[0].index
+            if durable and durable[-1].index >= first_new:
+                cut = next(i for i, e in enumerate(durable) if e.index >= first_new)
+                durable, undurable = durable[:cut], durable[cut:]
+            # New entries: replicate first, so the followers' fsyncs overlap our own work.
+            self._send(rd.messages)
+            if durable and self._awaited(durable):
+                # This node's clients wait for those: answered before the fsync. Otherwise they
+                # wait for it: the append ack it releases is what a write at the leader awaits.
+                self._apply(durable)
+                durable = []
+        elif durable and self._awaited(durable):
+            # Nothing to replicate (commit notices, heartbeats) and writes of this node's clients
+            # to answer: answer them first.
+            self._apply(durable)
+            self._send(rd.messages)
+            durable = []
+        else:
+            # Otherwise the commit notices (or durable indexes) first: writes forwarded by a
+            # follower wait for them.
+            self._send(rd.messages)
         if rd.must_sync:
             self._serve_reads()  # reads whose index is applied need not wait for the fsync
             # On the loop thread: an executor round trip costs two thread wake-ups (0.2-0.6 ms
@@ -380,6 +402,8 @@ class NodeRuntime:
             # Append acks and votes at once: the leader's commit waits for the ack, not for the
             # rest of this Ready and the next one.
             self._send(rd.take_after_sync())
+        if durable:
+            self._apply(durable)
         if undurable:
             self._apply(undurable)
         if rejoined:  # and that hard state is durable now
@@ -392,6 +416,13 @@ class NodeRuntime:
             on_rejoined()
         core.advance(rd)
         self._serve_reads()
+
+    def _awaited(self, entries: list[Entry]) -> bool:
+        """Whether a client of this node waits for entries to apply (a write, a read)."""
+        if self._ready_reads:
+            return True
+        by_index = self._by_index
+        return bool(by_index) and any(e.index in by_index for e in entries)
 
     def _send(self, messages: list[Message]) -> None:
         transport, sent, dropped = self.transport, self.metrics.sent, self.metrics.send_dropped

@@ -154,7 +154,9 @@ class LocalCluster:
         return delivered
 
     def stabilize(self, max_rounds: int = 10_000) -> None:
-        """Process every Ready and deliver every message until the cluster is quiet."""
+        """Process every Ready and deliver every message until the cluster is quiet. A leader's
+        pending commit notice goes out once nothing else moves, as the node runtime's timer
+        sends it when no proposal carried it."""
         for _ in range(max_rounds):
             busy = False
             for node_id in self.ids:
@@ -163,6 +165,12 @@ class LocalCluster:
             if self.inbox:
                 self.deliver()
                 busy = True
+            if not busy:
+                for node_id in self.up():
+                    core = self.node(node_id)
+                    if core.commit_notice_pending:
+                        core.send_commit_notice()
+                        busy = True
             if not busy:
                 return
         raise AssertionError(f"cluster did not settle within {max_rounds} rounds")

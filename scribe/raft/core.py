@@ -110,7 +110,8 @@ class RaftCore:
         self._outstanding: Ready | None = None
         self._flush_appends = False
         # Leader: a new commit index the followers have not heard yet. It rides on the next
-        # append with entries, or on an empty append (a commit notice) built by ready().
+        # append with entries, or on an empty append (a commit notice) built by ready() once the
+        # runtime calls send_commit_notice() (at once when a follower's clients wait for it).
         self._commit_notice = False
         self._commit_told: dict[int, int] = {}  # peer -> commit index last sent to it in an append
         # Two voters are a quorum (3-node groups): a follower told that an entry of this term is
@@ -152,6 +153,12 @@ class RaftCore:
     @property
     def last_index(self) -> int:
         return self.log.last_index()
+
+    @property
+    def commit_notice_pending(self) -> bool:
+        """Leader: the commit index moved and no append has told every follower yet. The runtime
+        calls send_commit_notice() a little later unless the next proposal's appends carry it."""
+        return self._commit_notice and self.role == Role.LEADER
 
     @property
     def promotable(self) -> bool:
@@ -221,6 +228,12 @@ class RaftCore:
             raise NoLeaderError(f"node {self.id} knows no leader in term {self.term}")
         # Our term rides along: the leader may count this request as our ack (_leader_read).
         self._send(Message(_READ_INDEX, self.lead, self.id, self.term, ctx=ctx))
+
+    def send_commit_notice(self) -> None:
+        """Leader: tell the followers that have not heard the commit index yet, in the next Ready
+        (an empty append each). No-op when no notice is pending."""
+        if self.commit_notice_pending:
+            self._flush_appends = True
 
     def transfer_leadership(self, to_id: int) -> None:
         """Hand leadership to to_id (graceful stop). On a follower the request goes to the leader."""
@@ -717,10 +730,15 @@ class RaftCore:
         return True
 
     def _notify_commit(self) -> None:
-        """The commit index moved: tell the followers in the next ready(), where it joins the
-        entries proposed meanwhile instead of costing an extra message per follower."""
+        """The commit index moved. A follower whose clients wait for it (forwarded writes) hears
+        it in the next ready(). The others hear it with the next proposal's entries, or from
+        send_commit_notice(): an empty append per commit would cost every node a message
+        round (a wake-up, a Ready, an apply ahead of its next fsync) for nothing a client of
+        the leader waits for. Reads at a follower do not depend on it: the heartbeats of a
+        ReadIndex round carry the commit index, and a vouched read sends it (_leader_read)."""
         self._commit_notice = True
-        self._flush_appends = True
+        if self._forwarded_upto:
+            self._flush_appends = True
 
     def _flush(self) -> None:
         """Send every follower the entries it lacks; one that got none hears a new commit index

@@ -82,6 +82,7 @@ class _Node:
     # Lost its disk; a voter again once a Ready made after it caught up is synced.
     rejoining: bool = False
     rejoin_done: Ready | None = None
+    notice_armed: bool = False  # the runtime's commit-notice timer is running
 
 
 class Simulation:
@@ -124,6 +125,9 @@ class Simulation:
         # Half the seeds send append acks and votes the moment the fsync is done, as the node
         # runtime does (Ready.take_after_sync); the others leave them to the next Ready.
         self.send_after_sync = random.Random(master.getrandbits(64)).random() < 0.5
+        # The runtime sends a commit index no proposal carried after COMMIT_NOTICE_DELAY_MS; here
+        # after 0 to 3 ticks, per seed.
+        self.notice_delay_steps = random.Random(master.getrandbits(64)).choice((0, 3, 10, 30))
         self.disks_lost = 0
         self.ids = list(range(1, options.nodes + 1))
         self.quorum = options.nodes // 2 + 1
@@ -189,6 +193,7 @@ class Simulation:
         node.reads_waiting = []
         node.restart_at = -1
         node.rejoin_done = None
+        node.notice_armed = False
         self._trace(
             f"node {node.node_id} starts (incarnation {node.incarnation})"
             + (" REJOINING with an empty log" if node.rejoining else "")
@@ -277,6 +282,23 @@ class Simulation:
                 )
                 return
             self._finish(node, rd)
+        # (A node waiting for its fsync arms it from _on_sync's pump.)
+        if (
+            core is not None
+            and node.outstanding is None
+            and not node.notice_armed
+            and core.commit_notice_pending
+        ):
+            node.notice_armed = True
+            self._schedule(self.notice_delay_steps, _EV_NOTICE, (node.node_id, node.incarnation))
+
+    def _on_notice_timer(self, node_id: int, incarnation: int) -> None:
+        node = self.nodes[node_id]
+        if node.incarnation != incarnation or node.core is None:
+            return
+        node.notice_armed = False
+        node.core.send_commit_notice()
+        self._after_input(node)
 
     def _finish(self, node: _Node, rd: Ready) -> None:
         if rd is node.rejoin_done:
@@ -596,6 +618,8 @@ class Simulation:
                 node_id, incarnation = payload
                 self._on_sync(node_id, incarnation)
                 self._check_node(self.nodes[node_id])
+            elif kind == _EV_NOTICE:
+                self._on_notice_timer(*payload)
         self.now = end_step
 
     def run(self) -> dict[str, int]:
@@ -663,6 +687,7 @@ class Simulation:
 
 _EV_DELIVER = 1
 _EV_SYNC = 2
+_EV_NOTICE = 3
 
 
 def run_seed(

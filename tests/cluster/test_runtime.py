@@ -104,3 +104,37 @@ def test_failed_fsync_stops_the_runtime_and_acknowledges_nothing(tmp_path):
             runtime.submit_write(b"after the failure").result(1)
 
     uvloop.run(scenario())
+
+
+def test_followers_learn_the_commit_index_without_a_heartbeat_or_another_write(tmp_path):
+    """The leader's commit-notice timer: a lone write reaches the followers' state machines
+    although no tick ever fires (no heartbeat) and no later proposal carries its commit."""
+
+    async def scenario():
+        ids = [1, 2, 3]
+        peers = {i: transports.PeerAddress("127.0.0.1", i) for i in ids}
+        runtimes, tasks = [], []
+        for i in ids:
+            state_log = _Log()
+            core = RaftCore(i, ids, state_log, RaftConfig(), random.Random(i))
+            transport = transports.create("memory", i, peers, run_dir=str(tmp_path))
+            await transport.start()
+            runtimes.append(NodeRuntime(core, state_log, transport, tick_ms=3_600_000))
+            tasks.append(asyncio.create_task(runtimes[-1].run()))
+        leader = runtimes[0]
+        while leader.loop is None:
+            await asyncio.sleep(0)
+        leader.core.campaign()
+        leader._schedule()
+        while leader.leader_id != 1:
+            await asyncio.sleep(0.001)
+        result = await _result(leader.submit_write(b"alone"))
+        for runtime in runtimes:
+            while runtime.log.applied_index < result.index:
+                await asyncio.sleep(0.001)
+            assert runtime.log.records == 1
+        for runtime, task in zip(runtimes, tasks, strict=True):
+            runtime.stop()
+            await task
+
+    uvloop.run(asyncio.wait_for(scenario(), 20))
