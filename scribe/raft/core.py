@@ -113,6 +113,8 @@ class RaftCore:
         # append with entries, or on an empty append (a commit notice) built by ready() once the
         # runtime calls send_commit_notice() (at once when a follower's clients wait for it).
         self._commit_notice = False
+        self._notice_everyone = False  # send_commit_notice(): every follower hears it, not only
+        # those whose forwarded writes it answers
         self._commit_told: dict[int, int] = {}  # peer -> commit index last sent to it in an append
         # Two voters are a quorum (3-node groups): a follower told that an entry of this term is
         # durable on the leader, while it is durable on itself, knows it is committed (see
@@ -233,6 +235,7 @@ class RaftCore:
         """Leader: tell the followers that have not heard the commit index yet, in the next Ready
         (an empty append each). No-op when no notice is pending."""
         if self.commit_notice_pending:
+            self._notice_everyone = True
             self._flush_appends = True
 
     def transfer_leadership(self, to_id: int) -> None:
@@ -731,8 +734,8 @@ class RaftCore:
 
     def _notify_commit(self) -> None:
         """The commit index moved. A follower whose clients wait for it (forwarded writes) hears
-        it in the next ready(). The others hear it with the next proposal's entries, or from
-        send_commit_notice(): an empty append per commit would cost every node a message
+        it in the next ready(), alone. The others hear it with the next proposal's entries, or
+        from send_commit_notice(): an empty append per commit would cost every node a message
         round (a wake-up, a Ready, an apply ahead of its next fsync) for nothing a client of
         the leader waits for. Reads at a follower do not depend on it: the heartbeats of a
         ReadIndex round carry the commit index, and a vouched read sends it (_leader_read)."""
@@ -741,26 +744,33 @@ class RaftCore:
             self._flush_appends = True
 
     def _flush(self) -> None:
-        """Send every follower the entries it lacks; one that got none hears a new commit index
-        through an empty append."""
-        notice, self._commit_notice = self._commit_notice, False
+        """Send every follower the entries it lacks. One that got none hears a new commit index
+        through an empty append when its forwarded writes wait for it, or when
+        send_commit_notice() asked; the others keep it for later (commit_notice_pending)."""
+        notice = self._commit_notice
+        everyone, self._notice_everyone = self._notice_everyone, False
         durable, self._durable_notice = self._durable_notice, False
         committed = self.log.committed
         forwarded = self._forwarded_upto
+        told = self._commit_told
+        unaware = False
         for peer in self.peers:
             sent = False
             while self._send_append(peer, send_if_empty=False):
                 sent = True
             waiting = forwarded.get(peer, 0)
-            if waiting and waiting <= committed:
+            forwarding = waiting > 0  # its clients wait for entries up to `waiting`
+            if forwarding and waiting <= committed:
                 del forwarded[peer]  # the commit index it carries answers those writes
                 waiting = 0
-            if sent:
-                continue
-            if notice and self._commit_told.get(peer, 0) < committed:
-                self._send_append(peer)
-            elif durable and waiting:
-                self._send_append(peer)  # our durable index: that peer may commit by itself
+            if not sent:
+                if notice and told.get(peer, 0) < committed and (everyone or forwarding):
+                    self._send_append(peer)
+                elif durable and waiting:
+                    self._send_append(peer)  # our durable index: that peer may commit by itself
+            if told.get(peer, 0) < committed and not self.prs[peer].is_paused():
+                unaware = True  # (a paused one hears it with the append that resumes it)
+        self._commit_notice = notice and unaware
 
     def _bcast_heartbeat(self) -> None:
         committed = self.log.committed

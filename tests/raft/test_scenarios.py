@@ -588,10 +588,18 @@ def test_a_new_commit_index_rides_on_the_next_append_or_a_late_notice() -> None:
     assert not leader.has_ready()
 
 
-def test_a_forwarded_write_is_told_its_commit_without_waiting_for_a_notice() -> None:
-    cluster = elected(3, leader=1)
+@pytest.mark.parametrize("size", [3, 5])
+def test_a_forwarded_write_is_told_its_commit_without_waiting_for_a_notice(size: int) -> None:
+    cluster = elected(size, leader=1)
+    cluster.stabilize()
     cluster.node(2).propose_batch([b"forwarded"])
     _settle_without_notices(cluster)
     [outcome] = cluster.proposals[2]
     assert cluster.node(2).commit_index >= outcome.index
     assert cluster.applied_data(2) == [b"forwarded"]
+    # Only the follower whose client waits hears it at once; the others with the next append.
+    others = range(3, size + 1)
+    assert all(cluster.node(i).commit_index < outcome.index for i in others)
+    assert cluster.node(1).commit_notice_pending
+    cluster.stabilize()
+    assert all(cluster.applied_data(i) == [b"forwarded"] for i in others)
