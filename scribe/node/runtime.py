@@ -336,7 +336,7 @@ class NodeRuntime:
     def _on_notice_timer(self) -> None:
         """No proposal carried the new commit index to the followers in time: send it alone."""
         self._notice_timer = None
-        if self._stopping:
+        if self._stopping or not self.core.commit_notice_pending:
             return
         self.core.send_commit_notice()
         self._schedule()

@@ -669,7 +669,9 @@ class RaftCore:
             if pr.state == ProgressState.REPLICATE and pr.is_paused():
                 pr.inflight.popleft()  # an ack was probably lost: let one more append out
             if pr.match < self.log.last_index():
-                self._send_append(m.frm)
+                # Entries it has not acknowledged: maybe they are all sent and an ack was lost.
+                # An empty append then asks for a new ack, not a notice (which is not answered).
+                self._send_append(m.frm, solicit_ack=True)
             if m.read_seq > pr.read_ack_seq and not pr.is_learner:
                 pr.read_ack_seq = m.read_seq
                 self._release_reads()
@@ -696,7 +698,7 @@ class RaftCore:
         if m.frm == self.lead_transferee and pr.match == self.log.last_index():
             self._send(Message(_TIMEOUT_NOW, m.frm, self.id, self.term))
 
-    def _send_append(self, to: int, send_if_empty: bool = True) -> bool:
+    def _send_append(self, to: int, send_if_empty: bool = True, solicit_ack: bool = False) -> bool:
         pr = self.prs[to]
         if pr.is_paused():
             return False
@@ -710,8 +712,9 @@ class RaftCore:
         if not entries and not send_if_empty:
             return False
         # An empty append to a follower in replicate state only carries the commit index: it is
-        # a commit notice (force), which the follower does not acknowledge once accepted.
-        notice = not entries and pr.state == ProgressState.REPLICATE
+        # a commit notice (force), which the follower does not acknowledge once accepted; with
+        # solicit_ack it is a plain append, answered with the follower's match.
+        notice = not entries and pr.state == ProgressState.REPLICATE and not solicit_ack
         durable = 0
         if to in self._forwarded_upto and self.quorum == 2:
             # Said only to a peer with forwarded writes waiting: each index said is a floor for

@@ -603,3 +603,48 @@ def test_a_forwarded_write_is_told_its_commit_without_waiting_for_a_notice(size:
     assert cluster.node(1).commit_notice_pending
     cluster.stabilize()
     assert all(cluster.applied_data(i) == [b"forwarded"] for i in others)
+
+
+def test_a_lost_append_ack_is_asked_for_again_on_the_next_heartbeat() -> None:
+    # Simulator seed 1700622 (2 nodes): every entry had gone out, the follower's ack was lost,
+    # and the leader's empty appends were commit notices, which are not answered: the leader
+    # never learned the follower's match, so nothing committed again.
+    cluster = elected(2, leader=1)
+    cluster.stabilize()
+    cluster.blocked.add((2, 1))
+    outcome = cluster.propose(1, b"acked, but the ack is lost")
+    assert cluster.node(2).last_index == outcome.index
+    assert cluster.node(1).commit_index < outcome.index
+    cluster.heal()
+    cluster.tick(RaftConfig().heartbeat_timeout_ticks)
+    assert cluster.node(1).commit_index == outcome.index
+    assert cluster.applied_data(1) == [b"acked, but the ack is lost"]
+
+
+def test_a_rejoining_member_is_not_caught_up_by_a_leader_that_has_not_committed_yet() -> None:
+    # Simulator seed 805416: a new leader's first append carried commit 0 (its commit index
+    # restarted with it), and the member that had lost its log took itself for caught up with
+    # an empty log: it would vote again without the entries it once acknowledged.
+    cluster = elected(3, leader=1)
+    cluster.stabilize()  # the no-op is committed everywhere; no later fsync persisted that
+    for node_id in (1, 2):
+        cluster.crash(node_id)
+        cluster.restart(node_id)
+    cluster.lose_disk(3)
+    cluster.restart(3, rejoining=True)
+    new_leader = cluster.node(2)
+    assert new_leader.commit_index == 0  # volatile: not persisted with every commit
+    new_leader.campaign()
+    while new_leader.role != Role.LEADER:
+        for node_id in (1, 2):
+            cluster.process_ready(node_id)
+        cluster.deliver(limit=1)
+    cluster.process_ready(2)
+    first = [m for m in cluster.inbox if m.to == 3]
+    assert first and all(m.commit == 0 for m in first)
+    for m in first:
+        cluster.node(3).step(m)
+    assert cluster.node(3).rejoining and cluster.node(3).vote == 0
+    cluster.stabilize()  # once the leader commits in its term, the member catches up, then votes
+    assert not cluster.node(3).rejoining and cluster.node(3).vote == 2
+    assert cluster.log_terms(3) == cluster.log_terms(2) == [1, 2]

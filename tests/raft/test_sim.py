@@ -39,9 +39,24 @@ def test_nodes_that_lost_their_disk_rejoin_and_the_checks_hold() -> None:
 def test_a_rejoining_member_waits_for_a_commit_of_the_leaders_term() -> None:
     # Seed 805416: a member lost its disk while a new leader had not yet committed in its term;
     # the leader's first append carried commit 0, and the member took itself for caught up with
-    # an empty log (it then crashed on the commit index the leader knew it once held).
-    stats = run_seed(805416, nodes=3)
-    assert stats["disks_lost"] == 1
+    # an empty log (it then crashed on the commit index the leader knew it once held). Since the
+    # simulator keeps disks whose acks may still count, this seed loses none: the story is told
+    # step by step in test_scenarios (a rejoining member is not caught up by a leader that has
+    # not committed yet); the seed still runs clean.
+    run_seed(805416, nodes=3)
+
+
+def test_a_lost_ack_does_not_stall_a_two_node_group() -> None:
+    # Seed 1700622: the follower's last ack was lost and the leader only sent it unanswered
+    # commit notices after that (see test_scenarios: a lost append ack is asked for again).
+    assert run_seed(1700622, nodes=2)["committed"] >= 2
+
+
+def test_no_disk_is_lost_while_its_acks_may_still_count() -> None:
+    # Seed 1600099 (5 nodes): a member acknowledged entry 4, lost its disk, and the leader then
+    # committed entry 4 counting that ack: 2 copies of 5. Raft cannot take an ack back, so the
+    # simulator only takes a disk whose durable entries are on a quorum of the others.
+    assert run_seed(1600099, nodes=5)["disks_lost"] == 1
 
 
 def test_two_node_groups_converge_and_never_lose_a_disk_they_cannot_survive() -> None:
