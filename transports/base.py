@@ -134,6 +134,12 @@ class Transport(abc.ABC):
         self.stats.bytes_sent += size
         return True
 
+    def flush(self) -> None:
+        """Make what send() queued on its way now, not at the loop's next turn: a caller about
+        to block (an fsync) or whose peer waits for these frames calls it. A transport whose
+        send() already hands frames on (ZeroMQ's I/O thread, the memory hub) does nothing."""
+        return None
+
     async def recv(self) -> tuple[int, bytes]:
         """The next (sender id, frame); the sender id is authenticated by the transport.
 

@@ -17,7 +17,7 @@
 - Nobody spins. Each node binds a Unix datagram socket in the abstract
   namespace (`naming.shm_wake_address`) and waits on it with the loop's
   add_reader. A sender pokes the receiver once per loop iteration after
-  writing; a receiver pokes a sender that flagged `producer_waiting` after
+  writing, or at once on flush() (a node calls it before its fsync); a receiver pokes a sender that flagged `producer_waiting` after
   freeing space. A backlogged sender also retries on a slow timer.
 - multiprocessing's resource_tracker would unlink segments it saw at process
   exit (Python 3.11 registers attached segments too): every segment is
@@ -397,10 +397,18 @@ class ShmTransport(Transport):
             self._pokes_scheduled = True
             self._loop.call_soon(self._send_pokes)
 
+    def flush(self) -> None:
+        """Wake the peers written to since the last wake-up now (see Transport.flush)."""
+        if self._pokes_due:
+            self._send_pokes()
+
     def _send_pokes(self) -> None:
+        # Also run by flush(): the call_soon scheduled meanwhile then finds nothing due.
         self._pokes_scheduled = False
         sock = self._poke_sock
         due = self._pokes_due
+        if not due:
+            return
         self._pokes_due = set()
         if sock is None:
             return

@@ -432,6 +432,10 @@ class NodeRuntime:
                 sent[to] = sent.get(to, 0) + 1
             else:
                 dropped[to] = dropped.get(to, 0) + 1
+        if messages:
+            # On their way before this Ready's fsync or apply, not after the pump returns: a
+            # follower's fsync overlaps ours, an ack reaches the leader before our apply.
+            transport.flush()
 
     # ---- writes ------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import select
 import subprocess
 import sys
 import time
@@ -207,6 +208,31 @@ def test_other_processes_attaching_a_ring_do_not_unlink_it_at_exit(tmp_path):
             subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=20)
             assert os.path.exists(os.path.join("/dev/shm", name))
             await _until_delivered(nodes[1], nodes[2], b"still there")
+        finally:
+            for t in nodes.values():
+                await t.close()
+
+    run(scenario())
+
+
+def test_flush_wakes_the_receiver_before_the_sender_yields_to_its_loop(tmp_path):
+    # A node flushes before its fsync: the follower must start on the append while the leader's
+    # loop is still blocked, not when that loop next turns.
+    async def scenario():
+        nodes = await _pair(str(tmp_path))
+        try:
+            await _until_delivered(nodes[1], nodes[2], b"warm-up")  # the ring is attached
+            wake_fd = nodes[2]._wake_sock.fileno()
+            assert nodes[1].send(2, b"unflushed")
+            assert select.select([wake_fd], [], [], 0)[0] == []  # the poke waits for the loop
+            assert await asyncio.wait_for(nodes[2].recv(), 5) == (1, b"unflushed")
+            assert nodes[1].send(2, b"flushed")
+            nodes[1].flush()
+            assert select.select([wake_fd], [], [], 0)[0] == [wake_fd]  # poked already
+            assert await asyncio.wait_for(nodes[2].recv(), 5) == (1, b"flushed")
+            nodes[1].flush()  # nothing written since: no poke
+            await asyncio.sleep(0.05)
+            assert select.select([wake_fd], [], [], 0)[0] == []
         finally:
             for t in nodes.values():
                 await t.close()
