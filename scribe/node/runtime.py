@@ -9,9 +9,9 @@ append acks and votes that waited for it, apply the other committed entries, ser
 read index is applied, advance. A leader tells its followers a new commit index with the next
 proposal's appends, or after COMMIT_NOTICE_DELAY_MS alone (at once for forwarded writes).
 A Ready with nothing new to replicate (commit notices, heartbeats) applies before it sends when
-this node's clients wait for some of its entries, and sends first otherwise (forwarded writes wait for the commit notice at the follower that forwarded them, or, in
-a 3-node group, for the leader's word that its fsync is done: the core then commits them at the
-follower).
+this node's clients wait for some of its entries, and sends first otherwise (forwarded writes
+wait for the commit notice at the follower that forwarded them, or, in a 3-node group, for the
+leader's word that its fsync is done: the core then commits them at the follower).
 
 The runtime owns the core and the log: both are touched only from the loop thread. HTTP threads
 call submit_write / submit_read, which hop onto the loop with call_soon_threadsafe and return a
