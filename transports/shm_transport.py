@@ -17,8 +17,9 @@
 - Nobody spins. Each node binds a Unix datagram socket in the abstract
   namespace (`naming.shm_wake_address`) and waits on it with the loop's
   add_reader. A sender pokes the receiver once per loop iteration after
-  writing, or at once on flush() (a node calls it before its fsync); a receiver pokes a sender that flagged `producer_waiting` after
-  freeing space. A backlogged sender also retries on a slow timer.
+  writing, or at once on flush() (a node calls it before its fsync); a
+  receiver pokes a sender that flagged `producer_waiting` after freeing
+  space. A backlogged sender also retries on a slow timer.
 - multiprocessing's resource_tracker would unlink segments it saw at process
   exit (Python 3.11 registers attached segments too): every segment is
   unregistered right away, and this module unlinks what it owns on close.
