@@ -153,10 +153,10 @@ class LocalCluster:
             self.node(m.to).step(m)
         return delivered
 
-    def stabilize(self, max_rounds: int = 10_000) -> None:
+    def stabilize(self, max_rounds: int = 10_000, notices: bool = True) -> None:
         """Process every Ready and deliver every message until the cluster is quiet. A leader's
         pending commit notice goes out once nothing else moves, as the node runtime's timer
-        sends it when no proposal carried it."""
+        sends it when no proposal carried it (notices=False: that timer never fires)."""
         for _ in range(max_rounds):
             busy = False
             for node_id in self.ids:
@@ -165,7 +165,7 @@ class LocalCluster:
             if self.inbox:
                 self.deliver()
                 busy = True
-            if not busy:
+            if not busy and notices:
                 for node_id in self.up():
                     core = self.node(node_id)
                     if core.commit_notice_pending:

@@ -543,31 +543,17 @@ def test_a_follower_does_not_commit_alone_when_two_are_not_a_quorum() -> None:
     assert not [m for m in five.messages_of(MessageType.APP) if m.hint_index]
 
 
-def _settle_without_notices(cluster: LocalCluster) -> None:
-    """stabilize(), but the runtime's commit-notice timer never fires."""
-    while True:
-        busy = False
-        for node_id in cluster.ids:
-            while cluster.process_ready(node_id):
-                busy = True
-        if cluster.inbox:
-            cluster.deliver()
-            busy = True
-        if not busy:
-            return
-
-
 def test_a_new_commit_index_rides_on_the_next_append_or_a_late_notice() -> None:
     cluster = elected(3, leader=1)
     leader = cluster.node(1)
     first = leader.propose(b"a")
-    _settle_without_notices(cluster)
+    cluster.stabilize(notices=False)
     assert leader.commit_index == first.index and leader.commit_notice_pending
     # No empty append per commit: the followers have the entry, not yet its commit.
     assert [cluster.node(i).commit_index for i in (2, 3)] == [first.index - 1] * 2
     sent = len(cluster.sent)
     second = leader.propose(b"b")
-    _settle_without_notices(cluster)
+    cluster.stabilize(notices=False)
     appends = [m for m in cluster.sent[sent:] if m.type == MessageType.APP]
     assert sorted(m.to for m in appends) == [2, 3]
     assert all(m.entries and m.commit == first.index for m in appends)
@@ -576,7 +562,7 @@ def test_a_new_commit_index_rides_on_the_next_append_or_a_late_notice() -> None:
     assert leader.commit_notice_pending
     sent = len(cluster.sent)
     leader.send_commit_notice()
-    _settle_without_notices(cluster)
+    cluster.stabilize(notices=False)
     notices = [m for m in cluster.sent[sent:] if m.type == MessageType.APP]
     assert [(m.to, m.entries, m.commit) for m in notices] == [
         (2, [], second.index),
@@ -593,7 +579,7 @@ def test_a_forwarded_write_is_told_its_commit_without_waiting_for_a_notice(size:
     cluster = elected(size, leader=1)
     cluster.stabilize()
     cluster.node(2).propose_batch([b"forwarded"])
-    _settle_without_notices(cluster)
+    cluster.stabilize(notices=False)
     [outcome] = cluster.proposals[2]
     assert cluster.node(2).commit_index >= outcome.index
     assert cluster.applied_data(2) == [b"forwarded"]
