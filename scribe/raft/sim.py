@@ -210,10 +210,10 @@ class Simulation:
     def _can_lose_disk(self, victim: _Node) -> bool:
         """Raft survives a lost disk like any failure: only while every committed entry, and
         every entry the victim may have acknowledged, stays durable on a quorum of the others,
-        and one lost disk at a time. Without the victim the
-        others must still make a quorum: a member that lost its disk does not vote until it has
-        caught up from a leader, so in a 1- or 2-node group nobody could be elected (by design:
-        the group stops rather than risk a leader without committed entries)."""
+        and one lost disk at a time. Without the victim the others must still make a quorum: a
+        member that lost its disk does not vote until it has caught up from a leader, so in a
+        1- or 2-node group nobody could be elected (by design: the group stops rather than risk
+        a leader without committed entries)."""
         if any(n.rejoining for n in self.nodes.values()):
             return False
         if len(self.nodes) - 1 < self.quorum:
