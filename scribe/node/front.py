@@ -2,19 +2,19 @@
 `POST /batch` are answered on the loop thread; every other request is served by Waitress and the
 Flask app.
 
-Under Waitress a put wakes the server thread, then a worker thread, which hands the request to
-the Raft loop and sleeps until the loop hands the answer back: four thread handoffs and as many
-GIL handoffs per request, which on a 2-core host cost more CPU than Raft itself (README, "Cluster
-performance"). Here the loop owns the client port's listening socket (Waitress's server is built
-on it but does not accept) and reads each connection itself. While a connection's requests are
-the plain form of the two hot requests, exactly what scribe.http.fastkv would answer without
-Flask, the loop proposes the write or asks for the read index directly and writes the answer from
-the callback that settles it, byte for byte what the Waitress path writes (same status line,
-headers in Waitress's order, body, metrics). The first request that is anything else (another
+Under Waitress a put wakes the server thread, then a worker thread, which hands the request to the
+Raft loop and sleeps until the loop hands the answer back: four thread handoffs and as many GIL
+handoffs per request, which on a 2-core host cost more CPU than Raft itself
+(docs/performance-history.md). Here the loop owns the client port's listening socket (Waitress's
+server is built on it but does not accept) and reads each connection itself. While a connection's
+requests are the plain form of the two hot requests, exactly what scribe.http.fastkv would answer
+without Flask, the loop proposes the write or asks for the read index directly and writes the
+answer from the callback that settles it, byte for byte what the Waitress path writes (same status
+line, headers in Waitress's order, body, metrics). The first request that is anything else (another
 route or method, a query string, HTTP/1.0, a Connection, Expect or Transfer-Encoding header, a
-missing token, a body over the limit, a malformed head, a /batch body the route would refuse)
-hands the connection, with every byte read so far, to Waitress, which serves it from then on as if
-it had accepted it; so every refusal is the Flask app's own.
+missing token, a body over the limit, a malformed head, a /batch body the route would refuse) hands
+the connection, with every byte read so far, to Waitress, which serves it from then on as if it had
+accepted it; so every refusal is the Flask app's own.
 
 One request is in flight per connection (pipelined ones wait in its buffer); a connection idle
 for CHANNEL_TIMEOUT_S is closed; past FRONT_CONNECTIONS_MAX connections new ones go to Waitress.
