@@ -8,6 +8,7 @@ as the previous one is answered. Prints ops/s and p50/p99/p99.9 latency.
     python tools/bench_cluster.py --workload get --nodes http://127.0.0.1:8001,http://127.0.0.1:8002
     python tools/bench_cluster.py --leader-only --workload mixed
     python tools/bench_cluster.py --etcd http://127.0.0.1:2379 --workload put   # both, same run
+    python tools/bench_cluster.py --etcd http://127.0.0.1:2379 --clients 1 --rounds 5 --duration 2
     python tools/bench_cluster.py --workload batch --batch-ops 100 --clients 4
     python tools/bench_cluster.py --pids $(pgrep -d, -f scribe.node)   # + CPU per node
 
@@ -18,6 +19,12 @@ gateway (POST /v3/kv/put, /v3/kv/range, and /v3/kv/txn for a batch; base64 keys 
 after the other; --leader-only then sends etcd's load to its leader too, --followers-only to its
 followers. The "to" column says which role the clients' nodes have: spread load with one client
 goes to node 1 only, which may lead in one system and follow in the other.
+
+With --rounds N each system runs N timed rounds of --duration seconds, the two systems taking
+turns in the order S E, E S, S E, ... so that a machine that gets slower or faster during the run
+weighs on both alike. Each system's row pools its rounds (all latencies, all operations over all
+its timed seconds); the scribe row also gives the ratio of the pooled rates and of each round's
+pair, so one noisy moment shows as one outlying round instead of moving the whole comparison.
 
 With --pids (and --etcd-pids) it also reports, per process, the CPU used and the context
 switches made during the timed run, per operation; a Scribe node's CPU is split into its Raft
@@ -43,6 +50,7 @@ from tqdm import tqdm
 
 DEFAULT_NODES = "http://127.0.0.1:8001,http://127.0.0.1:8002,http://127.0.0.1:8003"
 PRELOAD_KEYS_DEFAULT = 1000
+KEYS_PER_CLIENT_ROUND = 10_000_000  # each client of each round writes keys of its own range
 HTTP_TIMEOUT_S = 30
 
 
@@ -290,25 +298,46 @@ def process_label(pid: int) -> str:
 
 
 class CpuMeter:
-    """Samples processes before and after the timed part of a run."""
+    """Samples processes before and after each timed part of a run (one per round)."""
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = pids
         self._before: dict[int, dict[str, ThreadSample]] = {}
+        # Summed over the timed parts (rounds) measured so far, by pid and kind of thread.
+        self._used: dict[int, dict[str, ThreadSample]] = {pid: {} for pid in pids}
+        self._exited: set[int] = set()
 
     def start(self) -> None:
-        self._before = {pid: sample_process(pid) for pid in self.pids}
-
-    def stop(self, ops: int, wall_s: float) -> list[dict]:
-        rows = []
+        self._before = {}
         for pid in self.pids:
             try:
+                self._before[pid] = sample_process(pid)
+            except OSError:  # the process ended before this round
+                self._exited.add(pid)
+
+    def stop(self) -> None:
+        """Ends one timed part: what each process used since start() adds to its total."""
+        for pid, before in self._before.items():
+            try:
                 after = sample_process(pid)
-            except OSError:  # the process ended during the run
+            except OSError:  # the process ended during the round
+                self._exited.add(pid)
+                continue
+            used = self._used[pid]
+            for kind, sample in after.items():
+                used[kind] = used.get(kind, ThreadSample()) + (
+                    sample - before.get(kind, ThreadSample())
+                )
+        self._before = {}
+
+    def rows(self, ops: int, wall_s: float) -> list[dict]:
+        """Per process: CPU and context switches over every timed part, per operation."""
+        rows = []
+        for pid in self.pids:
+            if pid in self._exited:
                 rows.append({"pid": pid, "label": "(exited)"})
                 continue
-            before = self._before.get(pid, {})
-            kinds = {k: after[k] - before.get(k, ThreadSample()) for k in after}
+            kinds = self._used[pid]
             total = sum(kinds.values(), ThreadSample())
             cpu_s = total.user_s + total.sys_s
             per_op = 1e6 / ops if ops else float("nan")
@@ -345,21 +374,36 @@ def parse_pids(text: str, flag: str) -> list[int]:
     return pids
 
 
+@dataclass
+class Round:
+    """The raw figures of one timed round against one system."""
+
+    latencies_s: list[float]
+    errors: int
+    wall_s: float
+
+
 def run(
-    target: Target, urls: list[str], args: argparse.Namespace, meter: CpuMeter | None = None
-) -> dict:
+    target: Target,
+    urls: list[str],
+    args: argparse.Namespace,
+    meter: CpuMeter | None = None,
+    round_no: int = 0,
+) -> Round:
+    """One timed round: args.clients closed-loop clients for args.duration seconds."""
     value = b"v" * args.value_size
-    if args.workload in ("get", "mixed"):
-        preload(target, urls[0], args, value)
     stats = [ClientStats() for _ in range(args.clients)]
     stop_at = time.perf_counter() + args.duration
-    progress = tqdm(
-        total=None, desc=f"{target.name} {args.workload}", unit="op", disable=args.quiet
-    )
+    desc = f"{target.name} {args.workload}"
+    if args.rounds > 1:
+        desc += f" round {round_no + 1}/{args.rounds}"
+    progress = tqdm(total=None, desc=desc, unit="op", disable=args.quiet)
     lock = threading.Lock()
 
     def client(n: int) -> None:
-        rng = random.Random(n)
+        rng = random.Random(f"client {n} round {round_no}")
+        # Each client of each round writes keys of its own: no round overwrites another's.
+        key_base = args.preload_keys + (round_no * args.clients + n) * KEYS_PER_CLIENT_ROUND
         conn = _connect(urls[n % len(urls)])
         mine = stats[n]
         counter = 0
@@ -367,7 +411,7 @@ def run(
         try:
             while time.perf_counter() < stop_at:
                 if args.workload == "batch":
-                    first = args.preload_keys + n * 10_000_000 + counter
+                    first = key_base + counter
                     keys = [_key(args.key_size, first + i) for i in range(args.batch_ops)]
                     counter += args.batch_ops
                     t0 = time.perf_counter()
@@ -378,7 +422,7 @@ def run(
                         conn.close()
                         conn = _connect(urls[n % len(urls)])
                 elif args.workload == "put" or (args.workload == "mixed" and rng.random() < 0.5):
-                    key = _key(args.key_size, args.preload_keys + n * 10_000_000 + counter)
+                    key = _key(args.key_size, key_base + counter)
                     counter += 1
                     op = target.put
                     t0 = time.perf_counter()
@@ -419,13 +463,56 @@ def run(
     for t in threads:
         t.join()
     wall_s = time.perf_counter() - started
-    progress.close()
-    latencies = sorted(x for s in stats for x in s.latencies_s)
-    errors = sum(s.errors for s in stats)
-    result = summarize(target.name, args, latencies, errors, wall_s)
     if meter is not None:
-        result["cpu"] = meter.stop(result["ops"], wall_s)
-    return result
+        meter.stop()
+    progress.close()
+    latencies = [x for s in stats for x in s.latencies_s]
+    return Round(latencies, sum(s.errors for s in stats), wall_s)
+
+
+def round_order(rounds: int, systems: int) -> list[tuple[int, int]]:
+    """(round, system) pairs in the order they run: with two systems, S E then E S then S E...,
+    so that a drift of the machine's speed during the run falls on both alike."""
+    order = []
+    for r in range(rounds):
+        turn = list(range(systems))
+        if r % 2:
+            turn.reverse()
+        order.extend((r, system) for system in turn)
+    return order
+
+
+def pool(name: str, args: argparse.Namespace, rounds: list[Round]) -> dict:
+    """One system's row: every round's latencies and operations over all its timed seconds."""
+    latencies = sorted(x for r in rounds for x in r.latencies_s)
+    wall_s = sum(r.wall_s for r in rounds)
+    row = summarize(name, args, latencies, sum(r.errors for r in rounds), wall_s)
+    row["rounds"] = len(rounds)
+    row["round_ops_per_s"] = [round(ops_per_s(args, r), 1) for r in rounds]
+    return row
+
+
+def ops_per_s(args: argparse.Namespace, r: Round) -> float:
+    per_request = args.batch_ops if args.workload == "batch" else 1
+    return len(r.latencies_s) * per_request / r.wall_s if r.wall_s > 0 else 0.0
+
+
+def compare(scribe: dict, etcd: dict) -> dict:
+    """Scribe's rate over etcd's: pooled, and for each round's pair (min, median, max)."""
+    pairs = [
+        s / e
+        for s, e in zip(scribe["round_ops_per_s"], etcd["round_ops_per_s"], strict=True)
+        if e > 0
+    ]
+    pooled = scribe["ops_per_s"] / etcd["ops_per_s"] if etcd["ops_per_s"] > 0 else float("nan")
+    ordered = sorted(pairs)
+    return {
+        "ratio_vs_etcd": round(pooled, 3),
+        "round_ratios_vs_etcd": [round(x, 3) for x in pairs],
+        "round_ratio_min": round(ordered[0], 3) if ordered else float("nan"),
+        "round_ratio_median": round(ordered[len(ordered) // 2], 3) if ordered else float("nan"),
+        "round_ratio_max": round(ordered[-1], 3) if ordered else float("nan"),
+    }
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
@@ -463,6 +550,17 @@ def print_table(rows: list[dict]) -> None:
         )
     if any(str(r.get("to", "")).startswith("all") for r in rows):
         print("(to: the role of each node that gets clients, in order: L leader, F follower)")
+    if rows and rows[0].get("rounds", 1) > 1:
+        print(f"({rows[0]['rounds']} rounds of each system, taking turns; rows pool them)")
+    if "ratio_vs_etcd" in rows[0]:
+        r = rows[0]
+        line = f"scribe/etcd ops/s: {r['ratio_vs_etcd']:.2f}"
+        if r["rounds"] > 1:
+            line += (
+                f" pooled; per round min {r['round_ratio_min']:.2f}, median "
+                f"{r['round_ratio_median']:.2f}, max {r['round_ratio_max']:.2f}"
+            )
+        print(line)
 
 
 def print_cpu(rows: list[dict]) -> None:
@@ -495,7 +593,13 @@ def print_cpu(rows: list[dict]) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--duration", type=float, default=10.0, help="seconds")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds (of each round)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="timed rounds per system, the systems taking turns (S E, E S, ...); rows pool them",
+    )
     p.add_argument("--key-size", type=int, default=16, help="bytes")
     p.add_argument("--value-size", type=int, default=100, help="bytes")
     p.add_argument("--workload", choices=("put", "get", "mixed", "batch"), default="put")
@@ -530,12 +634,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if (
         args.clients < 1
         or args.duration <= 0
+        or args.rounds < 1
         or args.key_size < 1
         or args.preload_keys < 1
         or args.batch_ops < 1
     ):
         p.error(
-            "--clients, --duration, --key-size, --preload-keys and --batch-ops must be positive"
+            "--clients, --duration, --rounds, --key-size, --preload-keys and --batch-ops "
+            "must be positive"
         )
     if args.value_size < 0:
         p.error("--value-size must be >= 0")
@@ -555,15 +661,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     urls = [u.strip().rstrip("/") for u in args.nodes.split(",") if u.strip()]
     urls, to = choose_targets("scribe", urls, scribe_leader(urls), args)
-    meter = CpuMeter(args.pids) if args.pids else None
-    rows = [run(ScribeTarget(args.api_token), urls, args, meter)]
-    rows[-1]["to"] = to
+    systems = [(ScribeTarget(args.api_token), urls, to, args.pids)]
     if args.etcd:
         etcd_urls = [u.strip().rstrip("/") for u in args.etcd.split(",") if u.strip()]
         etcd_urls, to = choose_targets("etcd", etcd_urls, etcd_leader(etcd_urls), args)
-        etcd_meter = CpuMeter(args.etcd_pids) if args.etcd_pids else None
-        rows.append(run(EtcdTarget(), etcd_urls, args, etcd_meter))
-        rows[-1]["to"] = to
+        systems.append((EtcdTarget(), etcd_urls, to, args.etcd_pids))
+    if args.workload in ("get", "mixed"):
+        value = b"v" * args.value_size
+        for target, target_urls, _to, _pids in systems:
+            preload(target, target_urls[0], args, value)
+    meters = [CpuMeter(pids) if pids else None for *_, pids in systems]
+    done: list[list[Round]] = [[] for _ in systems]
+    for round_no, i in round_order(args.rounds, len(systems)):
+        target, target_urls, _to, _pids = systems[i]
+        done[i].append(run(target, target_urls, args, meters[i], round_no))
+    rows = []
+    for (target, _urls, to, _pids), rounds, meter in zip(systems, done, meters, strict=True):
+        row = pool(target.name, args, rounds)
+        row["to"] = to
+        if meter is not None:
+            row["cpu"] = meter.rows(row["ops"], sum(r.wall_s for r in rounds))
+        rows.append(row)
+    if len(rows) == 2:
+        rows[0].update(compare(rows[0], rows[1]))
     if args.json:
         for r in rows:
             print(json.dumps(r))

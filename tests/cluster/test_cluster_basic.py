@@ -1,7 +1,11 @@
 """A running 3-node tcp cluster: the seed tutorial's steps 2-6 and the HTTP API through any node."""
 
+import base64
+import http.server
+import importlib.util
 import json
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -295,3 +299,86 @@ def test_bench_cluster_says_which_role_its_clients_talk_to(shared_cluster):
         [*base, "--leader-only", "--followers-only"], capture_output=True, text=True, timeout=60
     )
     assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+def _load_bench_cluster():
+    spec = importlib.util.spec_from_file_location(
+        "bench_cluster_tool", ROOT / "tools" / "bench_cluster.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_cluster_rounds_take_turns_and_pool():
+    """--rounds: S E, E S, S E...; a row pools its rounds; the ratio is of the pooled rates and
+    of each round's pair."""
+    bench = _load_bench_cluster()
+    assert bench.round_order(1, 2) == [(0, 0), (0, 1)]
+    assert bench.round_order(3, 2) == [(0, 0), (0, 1), (1, 1), (1, 0), (2, 0), (2, 1)]
+    assert bench.round_order(2, 1) == [(0, 0), (1, 0)]
+    args = bench.parse_args(["--workload", "put", "--rounds", "2"])
+    fast = bench.Round([0.001] * 300, 0, 1.0)
+    slow = bench.Round([0.002] * 100, 1, 1.0)
+    scribe = bench.pool("scribe", args, [fast, slow])
+    assert scribe["ops"] == 400 and scribe["errors"] == 1 and scribe["ops_per_s"] == 200
+    assert scribe["round_ops_per_s"] == [300, 100] and scribe["rounds"] == 2
+    etcd = bench.pool("etcd", args, [bench.Round([0.002] * 200, 0, 1.0)] * 2)
+    ratio = bench.compare(scribe, etcd)
+    assert ratio["ratio_vs_etcd"] == 1.0 and ratio["round_ratios_vs_etcd"] == [1.5, 0.5]
+    assert (ratio["round_ratio_min"], ratio["round_ratio_max"]) == (0.5, 1.5)
+
+
+class _FakeEtcdGateway(http.server.BaseHTTPRequestHandler):
+    """etcd's v3 JSON gateway as far as bench_cluster uses it: a leader, puts that succeed."""
+
+    protocol_version = "HTTP/1.1"
+    keys: list[bytes] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        if self.path == "/v3/kv/put":
+            self.keys.append(base64.b64decode(body["key"]))
+            answer = {}
+        elif self.path == "/v3/maintenance/status":
+            answer = {"leader": "7", "header": {"member_id": "7"}}
+        else:
+            self.send_error(404)
+            return
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_bench_cluster_rounds_against_both_systems(shared_cluster):
+    """--rounds 3 with --etcd: both rows pool three rounds, no round rewrites another's keys,
+    and the scribe row carries the ratios to etcd."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeEtcdGateway)
+    _FakeEtcdGateway.keys = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        urls = [f"http://127.0.0.1:{shared_cluster.port(i)}" for i in shared_cluster.ids]
+        cmd = [PYTHON, str(ROOT / "tools" / "bench_cluster.py"), "--nodes", ",".join(urls)]
+        cmd += ["--etcd", f"http://127.0.0.1:{server.server_address[1]}", "--leader-only"]
+        cmd += ["--duration", "0.3", "--rounds", "3", "--clients", "2", "--quiet"]
+        result = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        scribe, etcd = rows
+        for row in rows:
+            assert row["rounds"] == 3 and len(row["round_ops_per_s"]) == 3 and row["ops"] > 0
+        assert etcd["ops"] == len(_FakeEtcdGateway.keys) == len(set(_FakeEtcdGateway.keys))
+        assert scribe["ratio_vs_etcd"] == round(scribe["ops_per_s"] / etcd["ops_per_s"], 3)
+        assert len(scribe["round_ratios_vs_etcd"]) == 3
+        table = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert table.returncode == 0, table.stdout + table.stderr
+        assert "3 rounds of each system" in table.stdout and "per round min" in table.stdout
+    finally:
+        server.shutdown()
+        server.server_close()
