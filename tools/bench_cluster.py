@@ -551,7 +551,10 @@ def print_table(rows: list[dict]) -> None:
     if any(str(r.get("to", "")).startswith("all") for r in rows):
         print("(to: the role of each node that gets clients, in order: L leader, F follower)")
     if rows and rows[0].get("rounds", 1) > 1:
-        print(f"({rows[0]['rounds']} rounds of each system, taking turns; rows pool them)")
+        if len(rows) > 1:
+            print(f"({rows[0]['rounds']} rounds of each system, taking turns; rows pool them)")
+        else:
+            print(f"({rows[0]['rounds']} rounds, pooled)")
     if "ratio_vs_etcd" in rows[0]:
         r = rows[0]
         line = f"scribe/etcd ops/s: {r['ratio_vs_etcd']:.2f}"

@@ -364,9 +364,9 @@ def test_bench_cluster_rounds_against_both_systems(shared_cluster):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         urls = [f"http://127.0.0.1:{shared_cluster.port(i)}" for i in shared_cluster.ids]
-        cmd = [PYTHON, str(ROOT / "tools" / "bench_cluster.py"), "--nodes", ",".join(urls)]
-        cmd += ["--etcd", f"http://127.0.0.1:{server.server_address[1]}", "--leader-only"]
-        cmd += ["--duration", "0.3", "--rounds", "3", "--clients", "2", "--quiet"]
+        base = [PYTHON, str(ROOT / "tools" / "bench_cluster.py"), "--nodes", ",".join(urls)]
+        base += ["--leader-only", "--duration", "0.3", "--rounds", "3", "--clients", "2", "--quiet"]
+        cmd = [*base, "--etcd", f"http://127.0.0.1:{server.server_address[1]}"]
         result = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
         rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -379,6 +379,9 @@ def test_bench_cluster_rounds_against_both_systems(shared_cluster):
         table = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         assert table.returncode == 0, table.stdout + table.stderr
         assert "3 rounds of each system" in table.stdout and "per round min" in table.stdout
+        alone = subprocess.run(base, capture_output=True, text=True, timeout=60)  # no --etcd
+        assert alone.returncode == 0, alone.stdout + alone.stderr
+        assert "(3 rounds, pooled)" in alone.stdout and "scribe/etcd" not in alone.stdout
     finally:
         server.shutdown()
         server.server_close()
