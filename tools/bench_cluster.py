@@ -40,11 +40,13 @@ import http.client
 import json
 import os
 import random
+import statistics
 import sys
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -374,6 +376,15 @@ def parse_pids(text: str, flag: str) -> list[int]:
     return pids
 
 
+class System(NamedTuple):
+    """One system under test in this run: how to talk to it, where, and whose CPU to count."""
+
+    target: Target
+    urls: list[str]
+    to: str  # the role of the nodes its clients talk to
+    pids: list[int] | None
+
+
 @dataclass
 class Round:
     """The raw figures of one timed round against one system."""
@@ -493,8 +504,7 @@ def pool(name: str, args: argparse.Namespace, rounds: list[Round]) -> dict:
 
 
 def ops_per_s(args: argparse.Namespace, r: Round) -> float:
-    per_request = args.batch_ops if args.workload == "batch" else 1
-    return len(r.latencies_s) * per_request / r.wall_s if r.wall_s > 0 else 0.0
+    return len(r.latencies_s) * _ops_per_request(args) / r.wall_s if r.wall_s > 0 else 0.0
 
 
 def compare(scribe: dict, etcd: dict) -> dict:
@@ -505,13 +515,13 @@ def compare(scribe: dict, etcd: dict) -> dict:
         if e > 0
     ]
     pooled = scribe["ops_per_s"] / etcd["ops_per_s"] if etcd["ops_per_s"] > 0 else float("nan")
-    ordered = sorted(pairs)
+    nan = float("nan")
     return {
         "ratio_vs_etcd": round(pooled, 3),
         "round_ratios_vs_etcd": [round(x, 3) for x in pairs],
-        "round_ratio_min": round(ordered[0], 3) if ordered else float("nan"),
-        "round_ratio_median": round(ordered[len(ordered) // 2], 3) if ordered else float("nan"),
-        "round_ratio_max": round(ordered[-1], 3) if ordered else float("nan"),
+        "round_ratio_min": round(min(pairs), 3) if pairs else nan,
+        "round_ratio_median": round(statistics.median(pairs), 3) if pairs else nan,
+        "round_ratio_max": round(max(pairs), 3) if pairs else nan,
     }
 
 
@@ -522,8 +532,12 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+def _ops_per_request(args: argparse.Namespace) -> int:
+    return args.batch_ops if args.workload == "batch" else 1
+
+
 def summarize(name: str, args, latencies: list[float], errors: int, wall_s: float) -> dict:
-    ops = len(latencies) * (args.batch_ops if args.workload == "batch" else 1)
+    ops = len(latencies) * _ops_per_request(args)
     return {
         "system": name,
         "workload": args.workload,
@@ -664,24 +678,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     urls = [u.strip().rstrip("/") for u in args.nodes.split(",") if u.strip()]
     urls, to = choose_targets("scribe", urls, scribe_leader(urls), args)
-    systems = [(ScribeTarget(args.api_token), urls, to, args.pids)]
+    systems = [System(ScribeTarget(args.api_token), urls, to, args.pids)]
     if args.etcd:
         etcd_urls = [u.strip().rstrip("/") for u in args.etcd.split(",") if u.strip()]
         etcd_urls, to = choose_targets("etcd", etcd_urls, etcd_leader(etcd_urls), args)
-        systems.append((EtcdTarget(), etcd_urls, to, args.etcd_pids))
+        systems.append(System(EtcdTarget(), etcd_urls, to, args.etcd_pids))
     if args.workload in ("get", "mixed"):
         value = b"v" * args.value_size
-        for target, target_urls, _to, _pids in systems:
-            preload(target, target_urls[0], args, value)
-    meters = [CpuMeter(pids) if pids else None for *_, pids in systems]
+        for system in systems:
+            preload(system.target, system.urls[0], args, value)
+    meters = [CpuMeter(system.pids) if system.pids else None for system in systems]
     done: list[list[Round]] = [[] for _ in systems]
     for round_no, i in round_order(args.rounds, len(systems)):
-        target, target_urls, _to, _pids = systems[i]
-        done[i].append(run(target, target_urls, args, meters[i], round_no))
+        done[i].append(run(systems[i].target, systems[i].urls, args, meters[i], round_no))
     rows = []
-    for (target, _urls, to, _pids), rounds, meter in zip(systems, done, meters, strict=True):
-        row = pool(target.name, args, rounds)
-        row["to"] = to
+    for system, rounds, meter in zip(systems, done, meters, strict=True):
+        row = pool(system.target.name, args, rounds)
+        row["to"] = system.to
         if meter is not None:
             row["cpu"] = meter.rows(row["ops"], sum(r.wall_s for r in rounds))
         rows.append(row)
